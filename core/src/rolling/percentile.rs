@@ -1,0 +1,347 @@
+//! Rolling latency percentiles.
+//!
+//! # How it works
+//!
+//! Recording is lock-free: each time bucket is a log-linear histogram of atomic counters in
+//! whole milliseconds (exact below 64 ms, within 1/32 above, up to about 70 minutes), plus the
+//! exact count, sum (in microseconds) and maximum. A bucket's slot is zeroed one bucket ahead of
+//! use, by whoever starts the bucket before it, so no writer races a reset on the regular path.
+//!
+//! Percentiles are computed as Hystrix 1.5 computes them: over the *completed* buckets of the
+//! window (the bucket still filling is not read), once per bucket, by merging the buckets into an
+//! [`hdrhistogram::Histogram`] and reading its quantiles. Between two bucket boundaries a
+//! snapshot is a cached copy.
+
+use std::{
+    fmt,
+    sync::{
+        Mutex,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use hdrhistogram::Histogram;
+
+use super::RollingWindow;
+use crate::clock::{Instant, millis_since};
+
+/// The percentiles Hystrix streams (`"0"` … `"100"`, spec §2.1), in order.
+pub const PERCENTILES: [f64; 9] = [0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 100.0];
+
+const SUB_BITS: u32 = 6;
+const SUB: u64 = 1 << SUB_BITS; // 64 exact values
+const HALF: u64 = SUB / 2; // 32 sub-buckets per power of two above that
+/// The largest latency kept distinct, in ms (about 70 minutes); longer ones count as this.
+const MAX_MS: u64 = (1 << 22) - 1;
+const LEVELS: u64 = 22 - SUB_BITS as u64; // powers of two above the exact range
+const LEN: usize = (SUB + LEVELS * HALF) as usize;
+
+/// Slot metadata: the bucket it holds, count, sum of µs, max µs.
+const META: usize = 4;
+/// Tag of a slot another thread is zeroing.
+const ZEROING: u64 = u64::MAX;
+/// Tag of a slot that is zero and holds no bucket yet.
+const FRESH: u64 = u64::MAX - 1;
+
+#[inline]
+fn index_of(ms: u64) -> usize {
+    let v = ms.min(MAX_MS);
+    if v < SUB {
+        return v as usize;
+    }
+    let msb = 63 - v.leading_zeros() as u64; // >= SUB_BITS
+    let shift = msb - (SUB_BITS as u64 - 1);
+    (SUB + (shift - 1) * HALF + ((v >> shift) - HALF)) as usize
+}
+
+/// The middle of the range of values counted at `index`.
+fn value_of(index: usize) -> u64 {
+    let i = index as u64;
+    if i < SUB {
+        return i;
+    }
+    let shift = (i - SUB) / HALF + 1;
+    let low = (HALF + (i - SUB) % HALF) << shift;
+    low + ((1 << shift) - 1) / 2
+}
+
+/// Mean and percentiles of latency over a window, in whole milliseconds, as the stream wants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencySnapshot {
+    /// The number of latencies in the window.
+    pub count: u64,
+    /// The mean, truncated to whole ms.
+    pub mean: u64,
+    /// The values at [`PERCENTILES`], in ms.
+    pub percentiles: [u64; 9],
+}
+
+impl LatencySnapshot {
+    /// The value at one of the [`PERCENTILES`] (e.g. `99.5`), or `None` for another percentile.
+    pub fn at(&self, percentile: f64) -> Option<u64> {
+        PERCENTILES
+            .iter()
+            .position(|p| *p == percentile)
+            .map(|i| self.percentiles[i])
+    }
+}
+
+/// Latency percentiles over a rolling window of completed buckets.
+///
+/// ```
+/// use hystrix_core::{ManualClock, RollingPercentile, RollingWindow};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let latency = RollingPercentile::new(RollingWindow::PERCENTILES, clock.now());
+/// for ms in 1..=100 {
+///     latency.record(Duration::from_millis(ms), clock.now());
+/// }
+/// // Only completed buckets are read: nothing yet.
+/// assert_eq!(latency.snapshot(clock.now()).count, 0);
+///
+/// clock.advance(Duration::from_secs(10));
+/// let s = latency.snapshot(clock.now());
+/// assert_eq!(s.count, 100);
+/// assert_eq!(s.mean, 50);
+/// assert_eq!(s.at(100.0), Some(100));
+/// ```
+pub struct RollingPercentile {
+    origin: Instant,
+    window: RollingWindow,
+    current: AtomicU64,
+    meta: Box<[AtomicU64]>,
+    counts: Box<[AtomicU32]>,
+    cache: Mutex<Option<(u64, LatencySnapshot)>>,
+}
+
+impl RollingPercentile {
+    /// Bytes of memory one instance takes for `window` (the heap it allocates and itself).
+    pub fn memory_bytes(window: RollingWindow) -> usize {
+        let slots = window.buckets() as usize + 2;
+        std::mem::size_of::<Self>() + slots * (META * 8 + LEN * 4)
+    }
+
+    /// Percentiles over `window`, with time measured from `origin`.
+    pub fn new(window: RollingWindow, origin: Instant) -> Self {
+        // Completed buckets in the window, the current one, and the next one being prepared.
+        let slots = window.buckets() as usize + 2;
+        let this = Self {
+            origin,
+            window,
+            current: AtomicU64::new(0),
+            meta: (0..slots * META).map(|_| AtomicU64::new(0)).collect(),
+            counts: (0..slots * LEN).map(|_| AtomicU32::new(0)).collect(),
+            cache: Mutex::new(None),
+        };
+        // Slot 0 holds bucket 0; the others are zero and unassigned.
+        for s in 1..slots {
+            this.meta[s * META].store(FRESH, Ordering::Relaxed);
+        }
+        this
+    }
+
+    /// The window's shape.
+    pub fn window(&self) -> RollingWindow {
+        self.window
+    }
+
+    /// Records one latency at `now`.
+    #[inline]
+    pub fn record(&self, latency: Duration, now: Instant) {
+        let bucket = millis_since(self.origin, now) / self.window.bucket_ms();
+        self.roll(bucket);
+        let s = self.slot_index(bucket);
+        let meta = &self.meta[s * META..(s + 1) * META];
+        if meta[0].load(Ordering::Acquire) != bucket && !self.prepare(s, bucket) {
+            return; // another thread is zeroing this slot after a quiet gap; drop one sample
+        }
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        meta[1].fetch_add(1, Ordering::Relaxed);
+        meta[2].fetch_add(us, Ordering::Relaxed);
+        meta[3].fetch_max(us, Ordering::Relaxed);
+        self.counts[s * LEN + index_of(us / 1000)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Mean and percentiles over the completed buckets of the window that ends at `now`.
+    pub fn snapshot(&self, now: Instant) -> LatencySnapshot {
+        let bucket = millis_since(self.origin, now) / self.window.bucket_ms();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((b, snap)) = *cache {
+            if b == bucket {
+                return snap;
+            }
+        }
+        let snap = self.compute(bucket);
+        *cache = Some((bucket, snap));
+        snap
+    }
+
+    fn compute(&self, now: u64) -> LatencySnapshot {
+        let first = now.saturating_sub(u64::from(self.window.buckets()));
+        let Ok(mut hist) = Histogram::<u64>::new_with_bounds(1, MAX_MS, 2) else {
+            return LatencySnapshot::default();
+        };
+        hist.auto(true);
+        let (mut count, mut sum_us, mut max_us) = (0u64, 0u64, 0u64);
+        for bucket in first..now {
+            let s = self.slot_index(bucket);
+            let meta = &self.meta[s * META..(s + 1) * META];
+            if meta[0].load(Ordering::Acquire) != bucket {
+                continue;
+            }
+            count += meta[1].load(Ordering::Relaxed);
+            sum_us = sum_us.saturating_add(meta[2].load(Ordering::Relaxed));
+            max_us = max_us.max(meta[3].load(Ordering::Relaxed));
+            for (i, c) in self.counts[s * LEN..(s + 1) * LEN].iter().enumerate() {
+                let c = c.load(Ordering::Relaxed);
+                if c > 0 {
+                    let _ = hist.record_n(value_of(i), u64::from(c));
+                }
+            }
+        }
+        if count == 0 {
+            return LatencySnapshot::default();
+        }
+        let max_ms = max_us / 1000;
+        let mut percentiles = [0; 9];
+        for (out, p) in percentiles.iter_mut().zip(PERCENTILES) {
+            *out = if p >= 100.0 {
+                max_ms
+            } else {
+                hist.value_at_percentile(p).min(max_ms)
+            };
+        }
+        LatencySnapshot {
+            count,
+            mean: sum_us / count / 1000,
+            percentiles,
+        }
+    }
+
+    #[inline]
+    fn slot_index(&self, bucket: u64) -> usize {
+        (bucket % (u64::from(self.window.buckets()) + 2)) as usize
+    }
+
+    /// When the first recording of a new bucket arrives, zero the slot after it.
+    #[inline]
+    fn roll(&self, bucket: u64) {
+        let mut current = self.current.load(Ordering::Relaxed);
+        while current < bucket {
+            match self.current.compare_exchange_weak(
+                current,
+                bucket,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.prepare(self.slot_index(bucket + 1), bucket + 1);
+                    return;
+                }
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Makes slot `s` hold `bucket`, zeroing what an older bucket left there. False when the
+    /// slot cannot take samples of `bucket`: another thread is zeroing it, or it already holds
+    /// a newer bucket (a writer that was delayed across a whole window).
+    #[cold]
+    fn prepare(&self, s: usize, bucket: u64) -> bool {
+        let tag = &self.meta[s * META];
+        let seen = tag.load(Ordering::Acquire);
+        if seen == bucket {
+            return true;
+        }
+        if seen == ZEROING || (seen != FRESH && seen > bucket) {
+            return false;
+        }
+        let claim = if seen == FRESH { bucket } else { ZEROING };
+        if tag
+            .compare_exchange(seen, claim, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return tag.load(Ordering::Acquire) == bucket;
+        }
+        if claim == ZEROING {
+            for m in &self.meta[s * META + 1..(s + 1) * META] {
+                m.store(0, Ordering::Relaxed);
+            }
+            for c in &self.counts[s * LEN..(s + 1) * LEN] {
+                c.store(0, Ordering::Relaxed);
+            }
+            tag.store(bucket, Ordering::Release);
+        }
+        true
+    }
+}
+
+impl fmt::Debug for RollingPercentile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RollingPercentile")
+            .field("window", &self.window)
+            .field("current_bucket", &self.current.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    #[test]
+    fn index_round_trips_within_precision() {
+        let mut last = 0;
+        for ms in 0..=MAX_MS {
+            let i = index_of(ms);
+            assert!(i >= last && i < LEN, "{ms} -> {i}");
+            last = i;
+            let v = value_of(i);
+            let err = v.abs_diff(ms) as f64;
+            assert!(err <= (ms as f64 / HALF as f64).max(0.0), "{ms} -> {v}");
+        }
+        assert_eq!(index_of(MAX_MS), LEN - 1);
+        assert_eq!(index_of(u64::MAX), LEN - 1);
+    }
+
+    #[test]
+    fn exact_below_64ms() {
+        for ms in 0..SUB {
+            assert_eq!(value_of(index_of(ms)), ms);
+        }
+    }
+
+    #[test]
+    fn window_of_completed_buckets() {
+        let clock = ManualClock::new();
+        let p = RollingPercentile::new(RollingWindow::PERCENTILES, clock.now());
+        p.record(Duration::from_millis(10), clock.now());
+        clock.advance(Duration::from_secs(10));
+        p.record(Duration::from_millis(30), clock.now());
+        let s = p.snapshot(clock.now());
+        assert_eq!((s.count, s.mean, s.at(100.0)), (1, 10, Some(10)));
+        clock.advance(Duration::from_secs(10));
+        let s = p.snapshot(clock.now());
+        assert_eq!((s.count, s.mean, s.at(0.0)), (2, 20, Some(10)));
+        clock.advance(Duration::from_secs(50)); // t = 70 s: completed buckets 10..70 s hold one
+        assert_eq!(p.snapshot(clock.now()).count, 1);
+        clock.advance(Duration::from_secs(10)); // t = 80 s: both have left the window
+        assert_eq!(p.snapshot(clock.now()).count, 0);
+    }
+
+    #[test]
+    fn quiet_gaps_do_not_resurrect_old_samples() {
+        let clock = ManualClock::new();
+        let p = RollingPercentile::new(RollingWindow::PERCENTILES, clock.now());
+        for gap in [0u64, 10, 70, 80, 700, 7] {
+            clock.advance(Duration::from_secs(gap * 10));
+            p.record(Duration::from_millis(5), clock.now());
+            clock.advance(Duration::from_secs(10));
+            let s = p.snapshot(clock.now());
+            assert_eq!(s.count, 1, "gap {gap}");
+        }
+    }
+}
