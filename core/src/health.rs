@@ -110,8 +110,10 @@ impl HealthCache {
         }
         let fresh = compute();
         let sat = |v: u64| v.min(u64::from(u32::MAX));
-        self.counts
-            .store(sat(fresh.total) << 32 | sat(fresh.errors), Ordering::Release);
+        self.counts.store(
+            sat(fresh.total) << 32 | sat(fresh.errors),
+            Ordering::Release,
+        );
         self.computed_at.store(now_ms + 1, Ordering::Release);
         fresh
     }

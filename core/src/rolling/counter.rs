@@ -112,6 +112,9 @@ pub struct RollingCounter<E> {
     window: RollingWindow,
     /// The newest bucket that has a snapshot.
     current: AtomicU64,
+    /// Milliseconds since `origin` at which the bucket after `current` starts: an event
+    /// before it needs no roll, and no division to find its bucket.
+    current_end_ms: AtomicU64,
     /// Cumulative totals, one per event type.
     totals: Box<[AtomicU64]>,
     /// `window.buckets + 1` slots of `[bucket, max, snapshot of E::COUNT totals]`.
@@ -130,6 +133,7 @@ impl<E: Event> RollingCounter<E> {
             origin,
             window,
             current: AtomicU64::new(0),
+            current_end_ms: AtomicU64::new(window.bucket_ms()),
             totals: (0..E::COUNT).map(|_| AtomicU64::new(0)).collect(),
             slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             _e: PhantomData,
@@ -146,6 +150,12 @@ impl<E: Event> RollingCounter<E> {
         self.window
     }
 
+    /// Bytes of memory one counter takes for `window` (the heap it allocates and itself).
+    pub fn memory_bytes(window: RollingWindow) -> usize {
+        let slots = (window.buckets() as usize + 1) * Self::SLOT_LEN;
+        std::mem::size_of::<Self>() + (E::COUNT + slots) * std::mem::size_of::<AtomicU64>()
+    }
+
     /// Records one `event` at `now`.
     #[inline]
     pub fn increment(&self, event: E, now: Instant) {
@@ -155,7 +165,10 @@ impl<E: Event> RollingCounter<E> {
     /// Records `n` events at `now`.
     #[inline]
     pub fn add(&self, event: E, n: u64, now: Instant) {
-        self.roll(self.bucket_of(now));
+        let ms = millis_since(self.origin, now);
+        if ms >= self.current_end_ms.load(Ordering::Acquire) {
+            self.roll(ms / self.window.bucket_ms());
+        }
         self.totals[event.index()].fetch_add(n, Ordering::Relaxed);
     }
 
@@ -229,6 +242,8 @@ impl<E: Event> RollingCounter<E> {
         }
         self.snapshot_into(bucket);
         self.current.fetch_max(bucket, Ordering::AcqRel);
+        self.current_end_ms
+            .fetch_max((bucket + 1) * self.window.bucket_ms(), Ordering::AcqRel);
     }
 
     #[inline]
@@ -255,6 +270,8 @@ impl<E: Event> RollingCounter<E> {
             ) {
                 Ok(_) => {
                     self.snapshot_into(bucket);
+                    self.current_end_ms
+                        .fetch_max((bucket + 1) * self.window.bucket_ms(), Ordering::AcqRel);
                     return;
                 }
                 Err(seen) => current = seen,
