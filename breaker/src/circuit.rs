@@ -221,17 +221,15 @@ pub struct Circuit {
 }
 
 struct Shared {
+    /// What every call reads, on a cache line of its own: the `Arc`'s reference count, written
+    /// by every call, must not share a line with it.
+    hot: Hot,
     name: Arc<str>,
     clock: Clock,
     origin: Instant,
     config: ArcSwap<BreakerConfig>,
     /// The operator's override: OVERRIDE_NONE or a MODE_FORCED_* value.
     operator: AtomicU8,
-    /// The mode in force, derived from the operator's override and the config.
-    mode: AtomicU8,
-    /// `slow_call_threshold` in nanoseconds, 0 when off: read on every call.
-    slow_call_nanos: AtomicU64,
-    word: AtomicU64,
     /// Milliseconds since `origin` when the circuit last opened.
     opened_at_ms: AtomicU64,
     /// The sleep window of the current open period.
@@ -245,6 +243,16 @@ struct Shared {
     transitions: broadcast::Sender<Transition>,
 }
 
+#[repr(align(128))]
+struct Hot {
+    /// The mode in force, derived from the operator's override and the config.
+    mode: AtomicU8,
+    /// `slow_call_threshold` in nanoseconds, 0 when off.
+    slow_call_nanos: AtomicU64,
+    /// The packed state word.
+    word: AtomicU64,
+}
+
 enum Health {
     Time {
         counter: RollingCounter<Ev>,
@@ -254,9 +262,11 @@ enum Health {
 }
 
 impl Circuit {
-    /// A closed circuit named `name` (usually the command key), reading tokio's clock.
+    /// A closed circuit named `name` (usually the command key), reading the
+    /// [default clock](Clock::default): the system's, or tokio's (pausable) with the
+    /// `test-util` feature.
     pub fn new(name: impl Into<Arc<str>>, config: BreakerConfig) -> Result<Self, InvalidConfig> {
-        Self::with_clock(name, config, Clock::tokio())
+        Self::with_clock(name, config, Clock::default())
     }
 
     /// A closed circuit reading `clock`.
@@ -266,7 +276,7 @@ impl Circuit {
         clock: Clock,
     ) -> Result<Self, InvalidConfig> {
         config.validate()?;
-        let origin = clock.now();
+        let origin = clock.coarse_now();
         let health = match config.window {
             HealthWindow::Time(window) => Health::Time {
                 counter: RollingCounter::new(window, origin),
@@ -281,9 +291,11 @@ impl Circuit {
             clock,
             origin,
             operator: AtomicU8::new(OVERRIDE_NONE),
-            mode: AtomicU8::new(MODE_NORMAL),
-            slow_call_nanos: AtomicU64::new(0),
-            word: AtomicU64::new(pack(CLOSED, 0, 0, 0)),
+            hot: Hot {
+                mode: AtomicU8::new(MODE_NORMAL),
+                slow_call_nanos: AtomicU64::new(0),
+                word: AtomicU64::new(pack(CLOSED, 0, 0, 0)),
+            },
             opened_at_ms: AtomicU64::new(0),
             sleep_ms: AtomicU64::new(0),
             probes: AtomicU32::new(0),
@@ -315,17 +327,17 @@ impl Circuit {
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit, ShortCircuited> {
         let s = &*self.shared;
-        match s.mode.load(Ordering::Acquire) {
+        match s.hot.mode.load(Ordering::Acquire) {
             MODE_NORMAL => {}
-            MODE_FORCED_OPEN => return Err(s.short_circuit(s.clock.now(), true)),
+            MODE_FORCED_OPEN => return Err(s.short_circuit(s.clock.coarse_now(), true)),
             _ => return Ok(self.permit(None)),
         }
-        let mut word = s.word.load(Ordering::Acquire);
+        let mut word = s.hot.word.load(Ordering::Acquire);
         loop {
             match state_of(word) {
                 CLOSED => return Ok(self.permit(None)),
                 OPEN => {
-                    let now = s.clock.now();
+                    let now = s.clock.coarse_now();
                     let opened = s.opened_at_ms.load(Ordering::Acquire);
                     let sleep = s.sleep_ms.load(Ordering::Acquire);
                     // Hystrix admits a trial once `now > opened + sleep`.
@@ -335,14 +347,14 @@ impl Circuit {
                     if let Some(generation) = s.half_open(word, now) {
                         return Ok(self.permit(Some(generation)));
                     }
-                    word = s.word.load(Ordering::Acquire);
+                    word = s.hot.word.load(Ordering::Acquire);
                 }
                 _ => {
                     if left_of(word) == 0 {
-                        return Err(s.short_circuit(s.clock.now(), false));
+                        return Err(s.short_circuit(s.clock.coarse_now(), false));
                     }
                     let taken = word - (1 << LEFT_SHIFT);
-                    match s.word.compare_exchange_weak(
+                    match s.hot.word.compare_exchange_weak(
                         word,
                         taken,
                         Ordering::AcqRel,
@@ -358,7 +370,7 @@ impl Circuit {
 
     #[inline]
     fn permit(&self, trial: Option<u64>) -> Permit {
-        let slow = self.shared.slow_call_nanos.load(Ordering::Relaxed);
+        let slow = self.shared.hot.slow_call_nanos.load(Ordering::Relaxed);
         Permit {
             shared: self.shared.clone(),
             trial,
@@ -368,12 +380,12 @@ impl Circuit {
 
     /// The state machine's state.
     pub fn state(&self) -> State {
-        state_name(self.shared.word.load(Ordering::Acquire))
+        state_name(self.shared.hot.word.load(Ordering::Acquire))
     }
 
     /// The mode in force: normal, forced open or closed, or disabled.
     pub fn mode(&self) -> Mode {
-        mode_name(self.shared.mode.load(Ordering::Acquire))
+        mode_name(self.shared.hot.mode.load(Ordering::Acquire))
     }
 
     /// Whether the circuit rejects requests, as Hystrix streams `isCircuitBreakerOpen`:
@@ -392,7 +404,7 @@ impl Circuit {
         let s = &*self.shared;
         match &s.health {
             Health::Time { counter, .. } => {
-                HealthCounts::from_events(&counter.sums(s.clock.now()))
+                HealthCounts::from_events(&counter.sums(s.clock.coarse_now()))
             }
             Health::Count(w) => w.health(),
         }
@@ -403,7 +415,7 @@ impl Circuit {
     pub fn short_circuited(&self) -> u64 {
         match &self.shared.health {
             Health::Time { counter, .. } => {
-                counter.sum(Ev::ShortCircuited, self.shared.clock.now())
+                counter.sum(Ev::ShortCircuited, self.shared.clock.coarse_now())
             }
             Health::Count(_) => 0,
         }
@@ -458,8 +470,8 @@ impl Circuit {
         let guard = s.lock();
         s.operator.store(OVERRIDE_NONE, Ordering::Release);
         s.apply_config(&guard);
-        let now = s.clock.now();
-        let word = s.word.load(Ordering::Acquire);
+        let now = s.clock.coarse_now();
+        let word = s.hot.word.load(Ordering::Acquire);
         s.close(&guard, word, now, Reason::Reset);
     }
 
@@ -519,8 +531,8 @@ impl Shared {
         let slow = config
             .slow_call_threshold
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        self.slow_call_nanos.store(slow, Ordering::Relaxed);
-        let before = self.mode.swap(mode, Ordering::AcqRel);
+        self.hot.slow_call_nanos.store(slow, Ordering::Relaxed);
+        let before = self.hot.mode.swap(mode, Ordering::AcqRel);
         if before != mode {
             tracing::info!(
                 circuit = %self.name,
@@ -543,7 +555,7 @@ impl Shared {
     #[cold]
     fn half_open(&self, word: u64, now: Instant) -> Option<u64> {
         let guard = self.lock();
-        if self.word.load(Ordering::Acquire) != word {
+        if self.hot.word.load(Ordering::Acquire) != word {
             return None;
         }
         let probes = self.config.load().half_open_probes;
@@ -551,8 +563,14 @@ impl Shared {
         // This caller takes the first slot.
         let next = pack(HALF_OPEN, u64::from(probes) - 1, 0, generation);
         self.probes.store(probes, Ordering::Release);
-        self.word.store(next, Ordering::Release);
-        self.publish(&guard, State::Open, State::HalfOpen, Reason::SleepWindowElapsed, now);
+        self.hot.word.store(next, Ordering::Release);
+        self.publish(
+            &guard,
+            State::Open,
+            State::HalfOpen,
+            Reason::SleepWindowElapsed,
+            now,
+        );
         Some(generation)
     }
 
@@ -590,8 +608,8 @@ impl Shared {
     }
 
     fn maybe_trip(&self, in_a_row: u32, now: Instant) {
-        if state_of(self.word.load(Ordering::Acquire)) != CLOSED
-            || self.mode.load(Ordering::Acquire) == MODE_DISABLED
+        if state_of(self.hot.word.load(Ordering::Acquire)) != CLOSED
+            || self.hot.mode.load(Ordering::Acquire) == MODE_DISABLED
         {
             return;
         }
@@ -618,7 +636,7 @@ impl Shared {
     #[cold]
     fn trip(&self, now: Instant, reason: Reason) {
         let guard = self.lock();
-        let word = self.word.load(Ordering::Acquire);
+        let word = self.hot.word.load(Ordering::Acquire);
         if state_of(word) != CLOSED {
             return;
         }
@@ -637,14 +655,15 @@ impl Shared {
             u64::try_from(sleep.as_millis()).unwrap_or(u64::MAX),
             Ordering::Release,
         );
-        self.word
+        self.hot
+            .word
             .store(pack(OPEN, 0, 0, gen_of(word)), Ordering::Release);
     }
 
     #[cold]
     fn trial_succeeded(&self, generation: u64, now: Instant) {
         let guard = self.lock();
-        let mut word = self.word.load(Ordering::Acquire);
+        let mut word = self.hot.word.load(Ordering::Acquire);
         loop {
             if state_of(word) != HALF_OPEN || gen_of(word) != generation {
                 return;
@@ -657,6 +676,7 @@ impl Shared {
             // Trial slots are taken without the lock, so only the success count is changed.
             let next = (word & !(FIELD_MASK << OK_SHIFT)) | (ok << OK_SHIFT);
             match self
+                .hot
                 .word
                 .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
             {
@@ -669,7 +689,7 @@ impl Shared {
     #[cold]
     fn trial_failed(&self, generation: u64, now: Instant, reason: Reason) {
         let guard = self.lock();
-        let word = self.word.load(Ordering::Acquire);
+        let word = self.hot.word.load(Ordering::Acquire);
         if state_of(word) != HALF_OPEN || gen_of(word) != generation {
             return;
         }
@@ -680,9 +700,9 @@ impl Shared {
 
     #[cold]
     fn return_trial(&self, generation: u64) {
-        let mut word = self.word.load(Ordering::Acquire);
+        let mut word = self.hot.word.load(Ordering::Acquire);
         while state_of(word) == HALF_OPEN && gen_of(word) == generation {
-            match self.word.compare_exchange_weak(
+            match self.hot.word.compare_exchange_weak(
                 word,
                 word + (1 << LEFT_SHIFT),
                 Ordering::AcqRel,
@@ -706,7 +726,7 @@ impl Shared {
         self.consecutive_failures.store(0, Ordering::Release);
         self.failed_trials.store(0, Ordering::Release);
         // A new generation: results of trials admitted before this point are ignored.
-        self.word.store(
+        self.hot.word.store(
             pack(CLOSED, 0, 0, next_gen(gen_of(word))),
             Ordering::Release,
         );
@@ -770,11 +790,12 @@ impl Permit {
     /// `BadRequest`, which is counted but is neither a success nor a failure for the circuit.
     #[inline]
     pub fn record(mut self, event: Ev) {
-        let now = self.shared.clock.now();
         let slow = self.started.is_some_and(|start| {
-            let limit = self.shared.slow_call_nanos.load(Ordering::Relaxed);
-            limit != 0 && now.saturating_duration_since(start) > Duration::from_nanos(limit)
+            let limit = self.shared.hot.slow_call_nanos.load(Ordering::Relaxed);
+            let took = self.shared.clock.now().saturating_duration_since(start);
+            limit != 0 && took > Duration::from_nanos(limit)
         });
+        let now = self.shared.clock.coarse_now();
         let trial = self.trial.take();
         self.shared.on_outcome(event, trial, slow, now);
     }
@@ -783,7 +804,7 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if let Some(generation) = self.trial.take() {
-            let now = self.shared.clock.now();
+            let now = self.shared.clock.coarse_now();
             self.shared
                 .trial_failed(generation, now, Reason::TrialCancelled);
         }

@@ -152,7 +152,10 @@ impl BreakerConfig {
             if !b.multiplier.is_finite() || b.multiplier < 1.0 {
                 return bad(
                     "sleep_backoff.multiplier",
-                    format!("must be a finite number of at least 1, not {}", b.multiplier),
+                    format!(
+                        "must be a finite number of at least 1, not {}",
+                        b.multiplier
+                    ),
                 );
             }
             if b.max < self.sleep_window || b.max > MAX_DURATION {
@@ -219,7 +222,11 @@ impl InvalidConfig {
 
 impl fmt::Display for InvalidConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid circuit breaker setting {}: {}", self.key, self.reason)
+        write!(
+            f,
+            "invalid circuit breaker setting {}: {}",
+            self.key, self.reason
+        )
     }
 }
 
@@ -329,6 +336,9 @@ mod tests {
         let s: Vec<_> = (0..5).map(|n| c.sleep_after(n).as_secs()).collect();
         assert_eq!(s, [5, 10, 20, 30, 30]);
         assert_eq!(c.sleep_after(u32::MAX), Duration::from_secs(30));
-        assert_eq!(BreakerConfig::default().sleep_after(7), Duration::from_secs(5));
+        assert_eq!(
+            BreakerConfig::default().sleep_after(7),
+            Duration::from_secs(5)
+        );
     }
 }

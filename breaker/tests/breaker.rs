@@ -32,7 +32,9 @@ type Svc = hystrix_breaker::CircuitBreaker<
     >,
 >;
 
-fn dependency(req: Req) -> std::pin::Pin<Box<dyn Future<Output = Result<&'static str, BoxError>> + Send>> {
+fn dependency(
+    req: Req,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<&'static str, BoxError>> + Send>> {
     Box::pin(async move {
         match req {
             Req::Ok => Ok("ok"),
@@ -50,7 +52,10 @@ fn breaker(config: BreakerConfig) -> (Svc, Circuit) {
     let circuit = Circuit::new("test", config).expect("valid config");
     let svc = CircuitBreakerLayer::new(circuit.clone()).layer(service_fn(
         dependency
-            as fn(Req) -> std::pin::Pin<Box<dyn Future<Output = Result<&'static str, BoxError>> + Send>>,
+            as fn(
+                Req,
+            )
+                -> std::pin::Pin<Box<dyn Future<Output = Result<&'static str, BoxError>> + Send>>,
     ));
     (svc, circuit)
 }
@@ -132,15 +137,16 @@ async fn old_failures_leave_the_window() {
 #[tokio::test(start_paused = true)]
 async fn open_rejects_at_once_without_calling_the_dependency() {
     let circuit = Circuit::new("mock", BreakerConfig::default()).unwrap();
-    let (mut svc, mut handle) = tower_test::mock::spawn_layer::<&str, &str, _>(
-        CircuitBreakerLayer::new(circuit.clone()),
-    );
+    let (mut svc, mut handle) =
+        tower_test::mock::spawn_layer::<&str, &str, _>(CircuitBreakerLayer::new(circuit.clone()));
     handle.allow(1);
     circuit.force_open();
     tokio_test::assert_ready_ok!(svc.poll_ready());
     let mut fut = tokio_test::task::spawn(svc.call("hello"));
     let err = tokio_test::assert_ready_err!(fut.poll());
-    let short = err.downcast_ref::<ShortCircuited>().expect("short-circuited");
+    let short = err
+        .downcast_ref::<ShortCircuited>()
+        .expect("short-circuited");
     assert!(short.is_forced());
     // The dependency never saw the request.
     assert!(handle.poll_request().is_pending());
@@ -277,7 +283,10 @@ async fn several_trials_must_all_succeed() {
         })
         .collect();
     tokio::task::yield_now().await;
-    assert!(is_short_circuited(&call(&mut svc, Req::Ok).await), "a 4th is rejected");
+    assert!(
+        is_short_circuited(&call(&mut svc, Req::Ok).await),
+        "a 4th is rejected"
+    );
     advance(Duration::from_millis(10)).await;
     assert_eq!(circuit.state(), State::HalfOpen);
     for t in trials {
@@ -313,9 +322,15 @@ async fn a_bad_request_trial_gives_its_slot_back() {
     advance(Duration::from_millis(5001)).await;
 
     // A 404 trial says nothing about the dependency: still half-open, and the slot is free.
-    assert_eq!(svc.ready().await.unwrap().call(404).await.unwrap().status(), 404);
+    assert_eq!(
+        svc.ready().await.unwrap().call(404).await.unwrap().status(),
+        404
+    );
     assert_eq!(circuit.state(), State::HalfOpen);
-    assert_eq!(svc.ready().await.unwrap().call(200).await.unwrap().status(), 200);
+    assert_eq!(
+        svc.ready().await.unwrap().call(200).await.unwrap().status(),
+        200
+    );
     assert_eq!(circuit.state(), State::Closed);
 }
 
@@ -388,7 +403,10 @@ async fn trip_while_forced_closed(svc: &mut Svc, circuit: &Circuit) {
     calls(svc, Req::Fail, 1).await;
     assert_eq!(circuit.state(), State::Open);
     assert!(!circuit.is_open());
-    assert_eq!(call(svc, Req::Ok).await.unwrap(), "ok");
+    assert_eq!(
+        call(svc, Req::Ok).await.expect("forced closed admits"),
+        "ok"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -398,7 +416,11 @@ async fn config_flags_force_and_disable() {
         force_closed: true,
         ..BreakerConfig::default()
     });
-    assert_eq!(circuit.mode(), Mode::ForcedOpen, "force_open wins, as in Hystrix");
+    assert_eq!(
+        circuit.mode(),
+        Mode::ForcedOpen,
+        "force_open wins, as in Hystrix"
+    );
     assert!(is_short_circuited(&call(&mut svc, Req::Ok).await));
 
     circuit
@@ -411,7 +433,11 @@ async fn config_flags_force_and_disable() {
     calls(&mut svc, Req::Fail, 40).await;
     advance(Duration::from_millis(500)).await;
     calls(&mut svc, Req::Fail, 1).await;
-    assert_eq!(circuit.state(), State::Closed, "a disabled breaker never trips");
+    assert_eq!(
+        circuit.state(),
+        State::Closed,
+        "a disabled breaker never trips"
+    );
     assert!(!circuit.is_open());
 
     // An operator's override wins over the settings.
@@ -448,7 +474,11 @@ async fn hot_update_changes_thresholds_and_bad_updates_are_refused() {
         })
         .unwrap_err();
     assert_eq!(err.key(), "window");
-    assert_eq!(*circuit.config(), tighter, "the previous settings stay in force");
+    assert_eq!(
+        *circuit.config(),
+        tighter,
+        "the previous settings stay in force"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -463,7 +493,10 @@ async fn sleep_window_grows_after_failed_trials_and_resets_on_close() {
     trip(&mut svc, &circuit).await;
     for sleep_ms in [5_000, 10_000, 20_000, 20_000] {
         advance(Duration::from_millis(sleep_ms)).await;
-        assert!(is_short_circuited(&call(&mut svc, Req::Ok).await), "{sleep_ms}");
+        assert!(
+            is_short_circuited(&call(&mut svc, Req::Ok).await),
+            "{sleep_ms}"
+        );
         advance(Duration::from_millis(1)).await;
         assert!(call(&mut svc, Req::Fail).await.is_err());
         assert_eq!(circuit.state(), State::Open);
@@ -473,7 +506,10 @@ async fn sleep_window_grows_after_failed_trials_and_resets_on_close() {
     assert_eq!(circuit.state(), State::Closed);
     trip(&mut svc, &circuit).await;
     advance(Duration::from_millis(5_001)).await;
-    assert!(call(&mut svc, Req::Ok).await.is_ok(), "back to the base window");
+    assert!(
+        call(&mut svc, Req::Ok).await.is_ok(),
+        "back to the base window"
+    );
 }
 
 #[tokio::test(start_paused = true)]
