@@ -303,16 +303,25 @@ async fn several_trials_must_all_succeed() {
     assert_eq!(circuit.state(), State::Open);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_bad_request_trial_gives_its_slot_back() {
-    let circuit = Circuit::new("http", BreakerConfig::default()).unwrap();
-    let mut svc = CircuitBreakerLayer::new(circuit.clone())
+/// A breaker with the HTTP classifier over a dependency that answers with the requested status.
+fn http_breaker() -> (
+    impl Service<u16, Response = http::Response<()>, Error = BoxError> + Clone,
+    Circuit,
+) {
+    let circuit = Circuit::new("http", BreakerConfig::default()).expect("valid config");
+    let svc = CircuitBreakerLayer::new(circuit.clone())
         .with_classifier(HttpClassifier)
         .layer(service_fn(|code: u16| async move {
             let mut res = http::Response::new(());
-            *res.status_mut() = http::StatusCode::from_u16(code).unwrap();
+            *res.status_mut() = http::StatusCode::from_u16(code)?;
             Ok::<_, BoxError>(res)
         }));
+    (svc, circuit)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_request_trial_gives_its_slot_back() {
+    let (mut svc, circuit) = http_breaker();
     for _ in 0..20 {
         svc.ready().await.unwrap().call(503).await.unwrap();
     }
@@ -336,14 +345,7 @@ async fn a_bad_request_trial_gives_its_slot_back() {
 
 #[tokio::test(start_paused = true)]
 async fn http_classifier_counts_5xx_and_ignores_4xx() {
-    let circuit = Circuit::new("http", BreakerConfig::default()).unwrap();
-    let mut svc = CircuitBreakerLayer::new(circuit.clone())
-        .with_classifier(HttpClassifier)
-        .layer(service_fn(|code: u16| async move {
-            let mut res = http::Response::new(());
-            *res.status_mut() = http::StatusCode::from_u16(code).unwrap();
-            Ok::<_, BoxError>(res)
-        }));
+    let (mut svc, circuit) = http_breaker();
     for code in [200, 201, 404, 400, 500, 503, 302] {
         svc.ready().await.unwrap().call(code).await.unwrap();
     }
