@@ -1,0 +1,656 @@
+//! Thread-pool isolation: a dependency's requests run on threads of its own.
+//!
+//! # Shape
+//!
+//! A pool is a set of dedicated OS threads, each running a current-thread tokio runtime and
+//! **one request at a time**, as a Hystrix thread runs one command. The caller's `call` builds
+//! the inner service's future and hands it to the pool; an idle thread polls it to completion
+//! while the caller awaits the result. So:
+//!
+//! - a client that blocks its thread (synchronous I/O, `std::thread::sleep`, a deadlock) blocks
+//!   one thread of its own pool and nothing else: the caller's runtime is free, its timeout
+//!   fires on time, and other pools are untouched;
+//! - a blocked thread stays counted as active until it returns, so the pool's numbers (active,
+//!   queued, rejected) mean what Hystrix's mean (spec §2.2);
+//! - work must be in the future: `call` runs on the caller's thread, the future on the pool's.
+//!
+//! Admission follows Java's `ThreadPoolExecutor`, as Hystrix does: hand the request to an idle
+//! thread; below `core_size` threads, start one; else queue it if the queue is below
+//! `min(max_queue_size, queue_size_rejection_threshold)`; else start a thread up to the maximum
+//! size; else reject at once with [`ThreadPoolRejected`]. With `max_queue_size` of -1 (the
+//! default) there is no queue: a direct hand-off. Threads above `core_size` stop after
+//! `keep_alive` idle. Threads start lazily and stop when the last handle of the pool is
+//! dropped.
+//!
+//! A queued request whose caller goes away (its future dropped, e.g. by a timeout) leaves the
+//! queue at once; a running one is dropped at its next `.await`.
+
+mod future;
+mod layer;
+mod service;
+
+use std::{
+    collections::VecDeque,
+    error::Error,
+    fmt,
+    future::Future,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    sync::{
+        Arc, Condvar, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use hystrix_core::{Clock, RollingCounter, RollingWindow, ThreadPoolEventType, ThreadPoolKey};
+use pin_project_lite::pin_project;
+use tokio::sync::oneshot;
+
+pub use self::{
+    future::ResponseFuture, layer::ThreadPoolBulkheadLayer, service::ThreadPoolBulkhead,
+};
+use crate::{ThreadPoolClosed, ThreadPoolRejected};
+
+/// Settings of a thread pool, with Hystrix's defaults (spec §3.3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadPoolConfig {
+    /// Threads kept running (`coreSize`, default 10).
+    pub core_size: u32,
+    /// The most threads, when `allow_maximum_size_to_diverge_from_core_size` (`maximumSize`,
+    /// default 10).
+    pub maximum_size: u32,
+    /// Whether `maximum_size` applies; otherwise the maximum is `core_size` (default `false`).
+    pub allow_maximum_size_to_diverge_from_core_size: bool,
+    /// How long a thread above `core_size` may idle before it stops (`keepAliveTimeMinutes`,
+    /// default 1 minute).
+    pub keep_alive: Duration,
+    /// The queue's capacity; -1 (the default) or 0 for none, a direct hand-off. Fixed when the
+    /// pool is built (`maxQueueSize`).
+    pub max_queue_size: i32,
+    /// The queue length at which requests are rejected even below `max_queue_size`; can be
+    /// changed at runtime (`queueSizeRejectionThreshold`, default 5).
+    pub queue_size_rejection_threshold: u32,
+    /// The window of the rolling counts (`metrics.rollingStats.*`, default 10 s / 10 buckets).
+    pub window: RollingWindow,
+}
+
+impl Default for ThreadPoolConfig {
+    fn default() -> Self {
+        Self {
+            core_size: 10,
+            maximum_size: 10,
+            allow_maximum_size_to_diverge_from_core_size: false,
+            keep_alive: Duration::from_secs(60),
+            max_queue_size: -1,
+            queue_size_rejection_threshold: 5,
+            window: RollingWindow::COUNTS,
+        }
+    }
+}
+
+/// The most threads a pool may have.
+pub const MAX_THREADS: u32 = 4096;
+
+impl ThreadPoolConfig {
+    /// Checks every setting; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), InvalidPoolConfig> {
+        let bad = |key, reason: String| Err(InvalidPoolConfig { key, reason });
+        if self.core_size == 0 || self.core_size > MAX_THREADS {
+            return bad(
+                "core_size",
+                format!("must be 1 to {MAX_THREADS}, not {}", self.core_size),
+            );
+        }
+        if self.maximum_size > MAX_THREADS {
+            return bad(
+                "maximum_size",
+                format!("must be at most {MAX_THREADS}, not {}", self.maximum_size),
+            );
+        }
+        if self.max_queue_size < -1 {
+            return bad(
+                "max_queue_size",
+                format!("must be -1 (no queue) or more, not {}", self.max_queue_size),
+            );
+        }
+        Ok(())
+    }
+
+    /// The maximum number of threads in force: `max(core_size, maximum_size)` when allowed to
+    /// diverge, else `core_size` (Hystrix's `actualMaximumSize`).
+    pub fn actual_maximum_size(&self) -> u32 {
+        if self.allow_maximum_size_to_diverge_from_core_size {
+            self.core_size.max(self.maximum_size)
+        } else {
+            self.core_size
+        }
+    }
+
+    fn queue_limit(&self) -> usize {
+        if self.max_queue_size <= 0 {
+            0
+        } else {
+            (self.max_queue_size as usize).min(self.queue_size_rejection_threshold as usize)
+        }
+    }
+}
+
+/// A thread-pool setting was refused; the previous settings, if any, stay in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidPoolConfig {
+    key: &'static str,
+    reason: String,
+}
+
+impl InvalidPoolConfig {
+    /// The setting that was refused.
+    pub fn key(&self) -> &str {
+        self.key
+    }
+}
+
+impl fmt::Display for InvalidPoolConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid thread pool setting {}: {}",
+            self.key, self.reason
+        )
+    }
+}
+
+impl Error for InvalidPoolConfig {}
+
+/// A pool's numbers, with the meaning of Hystrix's `HystrixThreadPool` stream (spec §2.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadPoolMetrics {
+    /// Threads running a request now (`currentActiveCount`).
+    pub active_count: u32,
+    /// Requests waiting in the queue (`currentQueueSize`).
+    pub queue_size: u32,
+    /// Threads alive (`currentPoolSize`).
+    pub pool_size: u32,
+    /// The most threads ever alive at once (`currentLargestPoolSize`).
+    pub largest_pool_size: u32,
+    /// `core_size` (`currentCorePoolSize`).
+    pub core_pool_size: u32,
+    /// The maximum in force (`currentMaximumPoolSize`).
+    pub maximum_pool_size: u32,
+    /// Requests completed since the pool started (`currentCompletedTaskCount`).
+    pub completed_task_count: u64,
+    /// Requests ever accepted: completed, running and queued (`currentTaskCount`).
+    pub task_count: u64,
+    /// Requests run in the rolling window (`rollingCountThreadsExecuted`).
+    pub rolling_executed: u64,
+    /// Requests rejected in the rolling window (`rollingCountCommandRejections`).
+    pub rolling_rejected: u64,
+    /// The most threads active at once in the rolling window (`rollingMaxActiveThreads`).
+    pub rolling_max_active: u64,
+    /// The rejection threshold in force (`propertyValue_queueSizeRejectionThreshold`).
+    pub queue_size_rejection_threshold: u32,
+}
+
+/// A dependency's thread pool. Cloning shares it; when the last clone (and the last service
+/// built on it) is dropped, its threads stop.
+///
+/// ```
+/// use hystrix_bulkhead::{ThreadPool, ThreadPoolConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let pool = ThreadPool::new("users", ThreadPoolConfig { core_size: 2, ..Default::default() }).unwrap();
+/// let thread = pool
+///     .spawn(async { std::thread::current().name().map(str::to_owned) })
+///     .unwrap()
+///     .await
+///     .unwrap();
+/// assert_eq!(thread.as_deref(), Some("hystrix-users-1"));
+/// assert_eq!(pool.metrics().completed_task_count, 1);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ThreadPool {
+    handle: Arc<Handle>,
+}
+
+/// The last handle stops the threads.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    key: ThreadPoolKey,
+    clock: Clock,
+    state: Mutex<State>,
+    work: Condvar,
+    completed: AtomicU64,
+    accepted: AtomicU64,
+    counter: RollingCounter<ThreadPoolEventType>,
+}
+
+struct State {
+    config: ThreadPoolConfig,
+    queue: VecDeque<Job>,
+    /// Threads alive.
+    threads: u32,
+    largest: u32,
+    active: u32,
+    /// Threads started so far, for names.
+    started: u64,
+    next_id: u64,
+    shutdown: bool,
+}
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+struct Job {
+    id: u64,
+    task: Task,
+}
+
+/// Why the pool did not take a request.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    Rejected(ThreadPoolRejected),
+    Closed(ThreadPoolClosed),
+}
+
+impl ThreadPool {
+    /// A pool named `key`, reading the [default clock](Clock::default) for its rolling counts.
+    pub fn new(
+        key: impl Into<ThreadPoolKey>,
+        config: ThreadPoolConfig,
+    ) -> Result<Self, InvalidPoolConfig> {
+        Self::with_clock(key, config, Clock::default())
+    }
+
+    /// A pool reading `clock` for its rolling counts.
+    pub fn with_clock(
+        key: impl Into<ThreadPoolKey>,
+        config: ThreadPoolConfig,
+        clock: Clock,
+    ) -> Result<Self, InvalidPoolConfig> {
+        config.validate()?;
+        let shared = Arc::new(Shared {
+            key: key.into(),
+            counter: RollingCounter::new(config.window, clock.coarse_now()),
+            clock,
+            state: Mutex::new(State {
+                config,
+                queue: VecDeque::new(),
+                threads: 0,
+                largest: 0,
+                active: 0,
+                started: 0,
+                next_id: 0,
+                shutdown: false,
+            }),
+            work: Condvar::new(),
+            completed: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+        });
+        Ok(Self {
+            handle: Arc::new(Handle { shared }),
+        })
+    }
+
+    /// The pool's name.
+    pub fn key(&self) -> &ThreadPoolKey {
+        &self.handle.shared.key
+    }
+
+    /// Runs `future` on a thread of the pool, or rejects it at once when the pool is full.
+    ///
+    /// The returned [`PoolTask`] resolves to the future's output; dropping it withdraws the
+    /// request from the queue, or drops the future at its next `.await` if it is running.
+    pub fn spawn<F>(&self, future: F) -> Result<PoolTask<F::Output>, ThreadPoolRejected>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.submit(future) {
+            Ok(task) => Ok(task),
+            Err(Refused::Rejected(r)) => Err(r),
+            Err(Refused::Closed(_)) => Err(ThreadPoolRejected::new()),
+        }
+    }
+
+    pub(crate) fn submit<F>(&self, future: F) -> Result<PoolTask<F::Output>, Refused>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let shared = &self.handle.shared;
+        let task: Task = Box::pin(UntilCancelled {
+            future,
+            tx: Some(tx),
+            shared: Some(shared.clone()),
+        });
+        let id = shared.admit(task).inspect_err(|refused| {
+            if matches!(refused, Refused::Rejected(_)) {
+                shared
+                    .counter
+                    .increment(ThreadPoolEventType::Rejected, shared.clock.coarse_now());
+            }
+        })?;
+        Ok(PoolTask {
+            rx,
+            ticket: Some(Ticket {
+                shared: Some(self.handle.shared.clone()),
+                id,
+            }),
+        })
+    }
+
+    /// The pool's numbers now.
+    pub fn metrics(&self) -> ThreadPoolMetrics {
+        let shared = &self.handle.shared;
+        let now = shared.clock.coarse_now();
+        let sums = shared.counter.sums(now);
+        let st = shared.lock();
+        let completed = shared.completed.load(Ordering::Acquire);
+        ThreadPoolMetrics {
+            active_count: st.active,
+            queue_size: st.waiting(),
+            pool_size: st.threads,
+            largest_pool_size: st.largest,
+            core_pool_size: st.config.core_size,
+            maximum_pool_size: st.config.actual_maximum_size(),
+            completed_task_count: completed,
+            task_count: shared.accepted.load(Ordering::Acquire).max(completed),
+            rolling_executed: sums.get(ThreadPoolEventType::Executed),
+            rolling_rejected: sums.get(ThreadPoolEventType::Rejected),
+            rolling_max_active: shared.counter.max(now),
+            queue_size_rejection_threshold: st.config.queue_size_rejection_threshold,
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> ThreadPoolConfig {
+        self.handle.shared.lock().config.clone()
+    }
+
+    /// Replaces the settings at runtime: sizes, keep-alive and the rejection threshold.
+    /// Requests running or queued are kept; a smaller pool shrinks as its threads go idle.
+    /// Refused, with the old settings kept, when a setting is invalid or `max_queue_size` or
+    /// the window changes (both are fixed when the pool is built, as in Hystrix).
+    pub fn update(&self, config: ThreadPoolConfig) -> Result<(), InvalidPoolConfig> {
+        config.validate()?;
+        let shared = &self.handle.shared;
+        let mut st = shared.lock();
+        for (key, changed) in [
+            (
+                "max_queue_size",
+                config.max_queue_size != st.config.max_queue_size,
+            ),
+            ("window", config.window != st.config.window),
+        ] {
+            if changed {
+                return Err(InvalidPoolConfig {
+                    key,
+                    reason: "is fixed when the pool is built".into(),
+                });
+            }
+        }
+        st.config = config;
+        drop(st);
+        // Idle threads re-read their keep-alive and whether they are above the core size.
+        shared.work.notify_all();
+        Ok(())
+    }
+
+    /// Sets the queue length at which requests are rejected (Hystrix's dynamic
+    /// `queueSizeRejectionThreshold`).
+    pub fn set_queue_size_rejection_threshold(&self, threshold: u32) {
+        self.handle
+            .shared
+            .lock()
+            .config
+            .queue_size_rejection_threshold = threshold;
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("key", self.key())
+            .field("metrics", &self.metrics())
+            .finish()
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let queued: Vec<Job> = {
+            let mut st = self.shared.lock();
+            st.shutdown = true;
+            st.queue.drain(..).collect()
+        };
+        // Outside the lock: dropping a task drops its result channel, which wakes its caller.
+        drop(queued);
+        self.shared.work.notify_all();
+    }
+}
+
+// ===== impl Shared =====
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update of the state is a few integer and queue operations that cannot panic
+        // half-way, so a poisoned lock still guards a consistent state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn admit(self: &Arc<Self>, task: Task) -> Result<u64, Refused> {
+        let mut st = self.lock();
+        if st.shutdown {
+            return Err(Refused::Closed(ThreadPoolClosed::new()));
+        }
+        let id = st.next_id;
+        let spawn = if st.free() > st.queue.len() {
+            false // a free thread takes it
+        } else if st.threads < st.config.core_size {
+            true
+        } else if st.queue.len() - st.free() < st.config.queue_limit() {
+            false // queued
+        } else if st.threads < st.config.actual_maximum_size() {
+            true
+        } else {
+            return Err(Refused::Rejected(ThreadPoolRejected::new()));
+        };
+        st.next_id += 1;
+        st.queue.push_back(Job { id, task });
+        if spawn {
+            st.threads += 1;
+            st.largest = st.largest.max(st.threads);
+            st.started += 1;
+            let name = format!("hystrix-{}-{}", self.key, st.started);
+            let shared = self.clone();
+            if let Err(e) = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || shared.work_loop())
+            {
+                st.threads -= 1;
+                st.queue.pop_back();
+                tracing::error!(pool = %self.key, error = %e, "could not start a pool thread");
+                return Err(Refused::Rejected(ThreadPoolRejected::new()));
+            }
+        } else {
+            self.work.notify_one();
+        }
+        self.accepted.fetch_add(1, Ordering::AcqRel);
+        Ok(id)
+    }
+
+    /// Withdraws a request from the queue if it is still there.
+    fn withdraw(&self, id: u64) {
+        let job = {
+            let mut st = self.lock();
+            let Some(i) = st.queue.iter().position(|j| j.id == id) else {
+                return;
+            };
+            st.queue.remove(i)
+        };
+        if job.is_some() {
+            self.accepted.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn work_loop(self: Arc<Self>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(pool = %self.key, error = %e, "could not build a pool thread's runtime");
+                self.lock().threads -= 1;
+                return;
+            }
+        };
+        while let Some(job) = self.next_job() {
+            // A panicking request must not take the thread down: its caller sees the result
+            // channel close. A request that completes does its own accounting (`finish`)
+            // before its result is delivered; a panicking one never got there.
+            if std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(job.task))).is_err() {
+                self.finish();
+            }
+        }
+    }
+
+    /// Accounts for a request that left its thread, before its caller can see its result.
+    fn finish(&self) {
+        self.lock().active -= 1;
+        self.completed.fetch_add(1, Ordering::AcqRel);
+        self.counter
+            .increment(ThreadPoolEventType::Executed, self.clock.coarse_now());
+    }
+
+    /// The next request to run, or `None` when this thread should stop.
+    fn next_job(&self) -> Option<Job> {
+        let mut st = self.lock();
+        loop {
+            if let Some(job) = st.queue.pop_front() {
+                st.active += 1;
+                let active = u64::from(st.active);
+                drop(st);
+                self.counter.update_max(active, self.clock.coarse_now());
+                return Some(job);
+            }
+            if st.shutdown || st.threads > st.config.actual_maximum_size() {
+                st.threads -= 1;
+                return None;
+            }
+            let above_core = st.threads > st.config.core_size;
+            let keep_alive = st.config.keep_alive;
+            let timed_out;
+            (st, timed_out) = if above_core {
+                let (st, t) = self
+                    .work
+                    .wait_timeout(st, keep_alive)
+                    .unwrap_or_else(|e| e.into_inner());
+                (st, t.timed_out())
+            } else {
+                (self.work.wait(st).unwrap_or_else(|e| e.into_inner()), false)
+            };
+            if timed_out && st.queue.is_empty() && st.threads > st.config.core_size {
+                st.threads -= 1;
+                return None;
+            }
+        }
+    }
+}
+
+impl State {
+    /// Threads not running a request: waiting for one, or about to. A thread counts as free
+    /// from the moment its request finished (see `finish`), before its caller sees the result.
+    fn free(&self) -> usize {
+        self.threads.saturating_sub(self.active) as usize
+    }
+
+    /// Requests queued beyond those a free thread is about to take.
+    fn waiting(&self) -> u32 {
+        self.queue.len().saturating_sub(self.free()) as u32
+    }
+}
+
+/// A request handed to a [`ThreadPool`]: resolves to its output.
+///
+/// Dropping it withdraws the request from the queue, or cancels it at its next `.await` if
+/// it is running.
+pub struct PoolTask<T> {
+    rx: oneshot::Receiver<T>,
+    ticket: Option<Ticket>,
+}
+
+/// The caller's claim on a queue slot: given back if the caller goes away first.
+struct Ticket {
+    /// `None` once the request has finished: nothing left to withdraw.
+    shared: Option<Arc<Shared>>,
+    id: u64,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.withdraw(self.id);
+        }
+    }
+}
+
+impl<T> Future for PoolTask<T> {
+    type Output = Result<T, ThreadPoolClosed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let out = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
+        // The request left the queue long ago: no lock to take on the way out.
+        if let Some(ticket) = self.ticket.as_mut() {
+            ticket.shared = None;
+        }
+        Poll::Ready(out.map_err(|_| ThreadPoolClosed::new()))
+    }
+}
+
+impl<T> fmt::Debug for PoolTask<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PoolTask")
+    }
+}
+
+pin_project! {
+    /// Runs a request's future until it completes or its caller goes away.
+    struct UntilCancelled<F, T> {
+        #[pin]
+        future: F,
+        tx: Option<oneshot::Sender<T>>,
+        shared: Option<Arc<Shared>>,
+    }
+}
+
+impl<F: Future> Future for UntilCancelled<F, F::Output> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let Some(tx) = this.tx.as_mut() else {
+            return Poll::Ready(());
+        };
+        if tx.poll_closed(cx).is_ready() {
+            // The caller went away: drop the request.
+            if let Some(shared) = this.shared.take() {
+                shared.finish();
+            }
+            return Poll::Ready(());
+        }
+        let out = std::task::ready!(this.future.poll(cx));
+        if let Some(shared) = this.shared.take() {
+            shared.finish();
+        }
+        if let Some(tx) = this.tx.take() {
+            let _ = tx.send(out);
+        }
+        Poll::Ready(())
+    }
+}
