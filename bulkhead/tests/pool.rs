@@ -1,5 +1,6 @@
 //! Thread-pool bulkhead behaviour. Pool threads are real threads, so these tests use real
 //! time, with every wait bounded.
+#![allow(clippy::unwrap_used)] // in a test, an unwrap is an assertion
 
 use std::{
     sync::{Arc, Condvar, Mutex},

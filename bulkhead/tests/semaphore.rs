@@ -1,4 +1,5 @@
 //! Semaphore bulkhead behaviour, under tokio's paused time.
+#![allow(clippy::unwrap_used)] // in a test, an unwrap is an assertion
 
 use std::{
     sync::{

@@ -37,7 +37,7 @@ use std::{
     panic::AssertUnwindSafe,
     pin::Pin,
     sync::{
-        Arc, Condvar, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll},
@@ -46,7 +46,7 @@ use std::{
 
 use hystrix_core::{Clock, RollingCounter, RollingWindow, ThreadPoolEventType, ThreadPoolKey};
 use pin_project_lite::pin_project;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 pub use self::{
     future::ResponseFuture, layer::ThreadPoolBulkheadLayer, service::ThreadPoolBulkhead,
@@ -223,7 +223,8 @@ struct Shared {
     key: ThreadPoolKey,
     clock: Clock,
     state: Mutex<State>,
-    work: Condvar,
+    /// Wakes a thread waiting for work.
+    work: Notify,
     completed: AtomicU64,
     accepted: AtomicU64,
     counter: RollingCounter<ThreadPoolEventType>,
@@ -286,7 +287,7 @@ impl ThreadPool {
                 next_id: 0,
                 shutdown: false,
             }),
-            work: Condvar::new(),
+            work: Notify::new(),
             completed: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
         });
@@ -397,7 +398,7 @@ impl ThreadPool {
         st.config = config;
         drop(st);
         // Idle threads re-read their keep-alive and whether they are above the core size.
-        shared.work.notify_all();
+        shared.work.notify_waiters();
         Ok(())
     }
 
@@ -430,7 +431,7 @@ impl Drop for Handle {
         };
         // Outside the lock: dropping a task drops its result channel, which wakes its caller.
         drop(queued);
-        self.shared.work.notify_all();
+        self.shared.work.notify_waiters();
     }
 }
 
@@ -477,10 +478,13 @@ impl Shared {
                 tracing::error!(pool = %self.key, error = %e, "could not start a pool thread");
                 return Err(Refused::Rejected(ThreadPoolRejected::new()));
             }
+            self.accepted.fetch_add(1, Ordering::AcqRel);
         } else {
+            self.accepted.fetch_add(1, Ordering::AcqRel);
+            // Wake a thread after unlocking, or it wakes only to block on the lock.
+            drop(st);
             self.work.notify_one();
         }
-        self.accepted.fetch_add(1, Ordering::AcqRel);
         Ok(id)
     }
 
@@ -510,12 +514,42 @@ impl Shared {
                 return;
             }
         };
-        while let Some(job) = self.next_job() {
-            // A panicking request must not take the thread down: its caller sees the result
-            // channel close. A request that completes does its own accounting (`finish`)
-            // before its result is delivered; a panicking one never got there.
-            if std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(job.task))).is_err() {
-                self.finish();
+        // One `block_on` for the thread's whole life: entering the runtime once per request
+        // would cost more than the hand-off itself.
+        runtime.block_on(self.run());
+    }
+
+    async fn run(&self) {
+        loop {
+            // Registered before looking at the queue, so a request queued in between still
+            // wakes this thread.
+            let notified = self.work.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            match self.next_job() {
+                Next::Job(job) => {
+                    // A panicking request must not take the thread down: its caller sees the
+                    // result channel close. A request that completes does its own accounting
+                    // (`finish`) before its result is delivered; a panicking one never got
+                    // there.
+                    let mut task = std::pin::pin!(CatchUnwind { future: job.task });
+                    if task.as_mut().await.is_err() {
+                        self.finish();
+                    }
+                    // `task` is dropped at the end of this block, after the accounting: its
+                    // result channel must not close before the thread counts as free.
+                }
+                Next::Stop => return,
+                Next::Wait(None) => notified.await,
+                Next::Wait(Some(keep_alive)) => {
+                    if tokio::time::timeout(keep_alive, notified).await.is_err() {
+                        let mut st = self.lock();
+                        if st.queue.is_empty() && st.threads > st.config.core_size {
+                            st.threads -= 1;
+                            return;
+                        }
+                    }
+                }
             }
         }
     }
@@ -528,37 +562,48 @@ impl Shared {
             .increment(ThreadPoolEventType::Executed, self.clock.coarse_now());
     }
 
-    /// The next request to run, or `None` when this thread should stop.
-    fn next_job(&self) -> Option<Job> {
+    /// What this thread does next.
+    fn next_job(&self) -> Next {
         let mut st = self.lock();
-        loop {
-            if let Some(job) = st.queue.pop_front() {
-                st.active += 1;
-                let active = u64::from(st.active);
-                drop(st);
-                self.counter.update_max(active, self.clock.coarse_now());
-                return Some(job);
-            }
-            if st.shutdown || st.threads > st.config.actual_maximum_size() {
-                st.threads -= 1;
-                return None;
-            }
-            let above_core = st.threads > st.config.core_size;
-            let keep_alive = st.config.keep_alive;
-            let timed_out;
-            (st, timed_out) = if above_core {
-                let (st, t) = self
-                    .work
-                    .wait_timeout(st, keep_alive)
-                    .unwrap_or_else(|e| e.into_inner());
-                (st, t.timed_out())
-            } else {
-                (self.work.wait(st).unwrap_or_else(|e| e.into_inner()), false)
-            };
-            if timed_out && st.queue.is_empty() && st.threads > st.config.core_size {
-                st.threads -= 1;
-                return None;
-            }
+        if let Some(job) = st.queue.pop_front() {
+            st.active += 1;
+            let active = u64::from(st.active);
+            drop(st);
+            self.counter.update_max(active, self.clock.coarse_now());
+            return Next::Job(job);
+        }
+        if st.shutdown || st.threads > st.config.actual_maximum_size() {
+            st.threads -= 1;
+            return Next::Stop;
+        }
+        Next::Wait((st.threads > st.config.core_size).then_some(st.config.keep_alive))
+    }
+}
+
+enum Next {
+    Job(Job),
+    /// Wait for work; a thread above the core size waits at most its keep-alive.
+    Wait(Option<Duration>),
+    Stop,
+}
+
+pin_project! {
+    /// Polls a request, turning a panic into an error.
+    struct CatchUnwind<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.project().future;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
         }
     }
 }
