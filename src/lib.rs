@@ -8,6 +8,8 @@
 //!   health counts and the injectable clock.
 //! - [`breaker`]: the circuit breaker, as a [`Circuit`] state machine and a
 //!   [`CircuitBreakerLayer`].
+//! - [`bulkhead`]: per-dependency isolation: a [`Semaphore`] ([`SemaphoreBulkheadLayer`]) or a
+//!   [`ThreadPool`] of the dependency's own threads ([`ThreadPoolBulkheadLayer`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -33,10 +35,15 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use hystrix_breaker as breaker;
+pub use hystrix_bulkhead as bulkhead;
 pub use hystrix_core as core;
 
 pub use hystrix_breaker::{
     BoxError, BreakerConfig, Circuit, CircuitBreaker, CircuitBreakerLayer, Classify,
     HttpClassifier, Outcome, ShortCircuited, State,
+};
+pub use hystrix_bulkhead::{
+    Semaphore, SemaphoreBulkheadLayer, SemaphoreRejected, ThreadPool, ThreadPoolBulkheadLayer,
+    ThreadPoolConfig, ThreadPoolRejected,
 };
 pub use hystrix_core::{CommandKey, GroupKey, HystrixEventType, ThreadPoolKey};

@@ -2,9 +2,14 @@
 //! thread and back, next to its floor, a plain spawn onto another tokio runtime (one worker
 //! thread, the same thread count as the pool) awaited from the caller.
 //!
-//! Round trips are sequential and timed one by one into an HdrHistogram; the two are measured
-//! in alternating blocks so drift of the machine hits both alike. Prints p50 / p90 / p99 /
-//! p99.9 and the ratios. `cargo bench -p hystrix-bulkhead --bench handoff`; without `--bench`
+//! Round trips are sequential and timed one by one into an HdrHistogram, in three phases: the
+//! floor alone before the pool has started a thread; the pool, by `ThreadPool::spawn` and
+//! through the service, in alternating blocks; the floor again. The floor is measured twice
+//! because the pool's idle thread spins briefly for the next request (see `SPIN_FOR`), and on
+//! two vCPUs interleaving that with the floor was seen to slow the floor down (3.3 -> 7.7 us at
+//! p50), which would flatter the pool. Back-to-back requests always catch the spinning thread,
+//! so a fourth phase spaces requests 100 us apart (both sides then wake a parked thread every
+//! time). Prints p50 / p90 / p99 / p99.9 and the ratios. `cargo bench -p hystrix-bulkhead --bench handoff`; without `--bench`
 //! (as `cargo test` runs it) it makes a short run as a smoke test.
 #![allow(missing_docs)]
 
@@ -15,18 +20,45 @@ use hystrix_bulkhead::{ThreadPool, ThreadPoolBulkheadLayer, ThreadPoolConfig};
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt, service_fn};
 
+/// Before each request of a spaced run: long enough for an idle pool thread to have stopped
+/// spinning and parked, so every request pays a wake-up.
+const GAP: Duration = Duration::from_micros(100);
+
 async fn time_block<F, Fut>(hist: &mut Histogram<u64>, n: u64, mut f: F)
 where
     F: FnMut(u64) -> Fut,
     Fut: Future<Output = u64>,
 {
+    time_spaced(hist, n, Duration::ZERO, &mut f).await;
+}
+
+/// Like `time_block`, with `gap` of busy waiting (not timed) before each request.
+async fn time_spaced<F, Fut>(hist: &mut Histogram<u64>, n: u64, gap: Duration, mut f: F)
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = u64>,
+{
+    let clock = hystrix_core::Clock::system();
     for i in 0..n {
+        let until = clock.now() + gap;
+        while clock.now() < until {
+            std::hint::spin_loop();
+        }
         let start = Instant::now();
         let out = std::hint::black_box(f(i).await);
         let ns = start.elapsed().as_nanos() as u64;
         assert_eq!(out, i);
         hist.record(ns.max(1)).expect("in range");
     }
+}
+
+/// Round trips of a plain spawn onto `other`, awaited here.
+async fn floor_block(other: &tokio::runtime::Runtime, hist: &mut Histogram<u64>, n: u64) {
+    time_block(hist, n, |i| {
+        let h = other.spawn(async move { i });
+        async move { h.await.expect("join") }
+    })
+    .await;
 }
 
 fn main() {
@@ -57,25 +89,21 @@ fn main() {
         }));
 
     let new = || Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
-    let (mut floor, mut spawn, mut layer) = (new(), new(), new());
+    let (mut floor, mut floor_after, mut spawn, mut layer) = (new(), new(), new(), new());
+    let (mut floor_spaced, mut spawn_spaced) = (new(), new());
     caller.block_on(async {
-        // Warm up: threads started, caches and allocator warm.
-        time_block(&mut new(), per_block, |i| {
-            let h = other.spawn(async move { i });
-            async move { h.await.expect("join") }
-        })
-        .await;
+        // Phase 1, the floor alone: the pool has not started a thread yet.
+        floor_block(&other, &mut new(), per_block).await; // warm-up
+        for _ in 0..blocks {
+            floor_block(&other, &mut floor, per_block).await;
+        }
+        // Phase 2, the pool, by `spawn` and through the service, alternating.
         time_block(&mut new(), per_block, |i| {
             let t = pool.spawn(async move { i }).expect("pool");
             async move { t.await.expect("pool task") }
         })
-        .await;
+        .await; // warm-up
         for _ in 0..blocks {
-            time_block(&mut floor, per_block, |i| {
-                let h = other.spawn(async move { i });
-                async move { h.await.expect("join") }
-            })
-            .await;
             time_block(&mut spawn, per_block, |i| {
                 let t = pool.spawn(async move { i }).expect("pool");
                 async move { t.await.expect("pool task") }
@@ -84,6 +112,23 @@ fn main() {
             time_block(&mut layer, per_block, |i| {
                 let svc = service.clone();
                 async move { svc.oneshot(i).await.expect("service") }
+            })
+            .await;
+        }
+        // Phase 3, the floor again, with the pool's thread idle (parked) beside it.
+        for _ in 0..blocks {
+            floor_block(&other, &mut floor_after, per_block).await;
+        }
+        // Phase 4, sparse traffic: every request after a gap, so both sides wake a thread.
+        for _ in 0..blocks {
+            time_spaced(&mut floor_spaced, per_block / 5, GAP, |i| {
+                let h = other.spawn(async move { i });
+                async move { h.await.expect("join") }
+            })
+            .await;
+            time_spaced(&mut spawn_spaced, per_block / 5, GAP, |i| {
+                let t = pool.spawn(async move { i }).expect("pool");
+                async move { t.await.expect("pool task") }
             })
             .await;
         }
@@ -101,19 +146,49 @@ fn main() {
         );
     };
     println!("hand-off round trip, caller on a current-thread runtime:");
-    row("floor: spawn onto another runtime (1 worker)", &floor);
-    row("ThreadPool::spawn (core_size 1)", &spawn);
-    row("ThreadPoolBulkhead service (core_size 1)", &layer);
-    for (name, h) in [
-        ("ThreadPool::spawn", &spawn),
-        ("ThreadPoolBulkhead", &layer),
+    row("1. floor: spawn onto another runtime", &floor);
+    row("2. ThreadPool::spawn (core_size 1)", &spawn);
+    row("2. ThreadPoolBulkhead service", &layer);
+    row("3. floor again, after the pool ran", &floor_after);
+    row("4. floor, spaced 100 us", &floor_spaced);
+    row("4. ThreadPool::spawn, spaced 100 us", &spawn_spaced);
+    for (fname, f, pools) in [
+        (
+            "floor 1",
+            &floor,
+            [
+                ("ThreadPool::spawn", &spawn),
+                ("ThreadPoolBulkhead", &layer),
+            ],
+        ),
+        (
+            "floor 3",
+            &floor_after,
+            [
+                ("ThreadPool::spawn", &spawn),
+                ("ThreadPoolBulkhead", &layer),
+            ],
+        ),
+        (
+            "spaced floor 4",
+            &floor_spaced,
+            [
+                ("spaced spawn", &spawn_spaced),
+                ("spaced spawn", &spawn_spaced),
+            ],
+        ),
     ] {
-        println!(
-            "ratio to floor, {name:<20} p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}",
-            h.value_at_quantile(0.5) as f64 / floor.value_at_quantile(0.5) as f64,
-            h.value_at_quantile(0.9) as f64 / floor.value_at_quantile(0.9) as f64,
-            h.value_at_quantile(0.99) as f64 / floor.value_at_quantile(0.99) as f64,
-            h.value_at_quantile(0.999) as f64 / floor.value_at_quantile(0.999) as f64,
-        );
+        for (name, h) in pools
+            .into_iter()
+            .take(if fname.starts_with("spaced") { 1 } else { 2 })
+        {
+            println!(
+                "ratio {name:<18} / {fname}: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}",
+                h.value_at_quantile(0.5) as f64 / f.value_at_quantile(0.5) as f64,
+                h.value_at_quantile(0.9) as f64 / f.value_at_quantile(0.9) as f64,
+                h.value_at_quantile(0.99) as f64 / f.value_at_quantile(0.99) as f64,
+                h.value_at_quantile(0.999) as f64 / f.value_at_quantile(0.999) as f64,
+            );
+        }
     }
 }

@@ -38,7 +38,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -92,6 +92,11 @@ impl Default for ThreadPoolConfig {
 
 /// The most threads a pool may have.
 pub const MAX_THREADS: u32 = 4096;
+
+/// How long an idle pool thread spins for the next request before it parks (one thread per
+/// pool at a time). Costs at most this much CPU per request that is not followed by another
+/// within it.
+pub const SPIN_FOR: Duration = Duration::from_micros(20);
 
 impl ThreadPoolConfig {
     /// Checks every setting; the error names the first bad one.
@@ -228,6 +233,10 @@ struct Shared {
     completed: AtomicU64,
     accepted: AtomicU64,
     counter: RollingCounter<ThreadPoolEventType>,
+    /// `state.queue.len()`, for a spinning thread to watch without the lock.
+    queued: AtomicUsize,
+    /// Whether a thread is spinning for work (at most one does).
+    spinning: AtomicBool,
 }
 
 struct State {
@@ -290,6 +299,8 @@ impl ThreadPool {
             work: Notify::new(),
             completed: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
+            spinning: AtomicBool::new(false),
         });
         Ok(Self {
             handle: Arc::new(Handle { shared }),
@@ -427,6 +438,7 @@ impl Drop for Handle {
         let queued: Vec<Job> = {
             let mut st = self.shared.lock();
             st.shutdown = true;
+            self.shared.queued.store(0, Ordering::Release);
             st.queue.drain(..).collect()
         };
         // Outside the lock: dropping a task drops its result channel, which wakes its caller.
@@ -463,6 +475,7 @@ impl Shared {
         };
         st.next_id += 1;
         st.queue.push_back(Job { id, task });
+        self.queued.store(st.queue.len(), Ordering::Release);
         if spawn {
             st.threads += 1;
             st.largest = st.largest.max(st.threads);
@@ -475,6 +488,7 @@ impl Shared {
             {
                 st.threads -= 1;
                 st.queue.pop_back();
+                self.queued.store(st.queue.len(), Ordering::Release);
                 tracing::error!(pool = %self.key, error = %e, "could not start a pool thread");
                 return Err(Refused::Rejected(ThreadPoolRejected::new()));
             }
@@ -495,7 +509,9 @@ impl Shared {
             let Some(i) = st.queue.iter().position(|j| j.id == id) else {
                 return;
             };
-            st.queue.remove(i)
+            let job = st.queue.remove(i);
+            self.queued.store(st.queue.len(), Ordering::Release);
+            job
         };
         if job.is_some() {
             self.accepted.fetch_sub(1, Ordering::AcqRel);
@@ -540,6 +556,7 @@ impl Shared {
                     // result channel must not close before the thread counts as free.
                 }
                 Next::Stop => return,
+                Next::Wait(_) if self.spin_for_work() => {}
                 Next::Wait(None) => notified.await,
                 Next::Wait(Some(keep_alive)) => {
                     if tokio::time::timeout(keep_alive, notified).await.is_err() {
@@ -554,6 +571,31 @@ impl Shared {
         }
     }
 
+    /// Spins briefly for work before parking, as Java's `SynchronousQueue` (Hystrix's
+    /// hand-off) and tokio's searching workers do: a request arriving right behind the last
+    /// one then costs no wake-up. At most one thread of a pool spins, for at most
+    /// [`SPIN_FOR`] of real time. True when a request is waiting.
+    fn spin_for_work(&self) -> bool {
+        if self.spinning.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        // Real time even under a paused test clock, which would never end the spin.
+        let clock = Clock::system();
+        let until = clock.now() + SPIN_FOR;
+        let mut found = false;
+        'spin: while clock.now() < until {
+            for _ in 0..16 {
+                if self.queued.load(Ordering::Acquire) > 0 {
+                    found = true;
+                    break 'spin;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        self.spinning.store(false, Ordering::Release);
+        found
+    }
+
     /// Accounts for a request that left its thread, before its caller can see its result.
     fn finish(&self) {
         self.lock().active -= 1;
@@ -566,6 +608,7 @@ impl Shared {
     fn next_job(&self) -> Next {
         let mut st = self.lock();
         if let Some(job) = st.queue.pop_front() {
+            self.queued.store(st.queue.len(), Ordering::Release);
             st.active += 1;
             let active = u64::from(st.active);
             drop(st);
