@@ -3,10 +3,7 @@
 //! Real threads, so real time; every wait is bounded.
 #![allow(clippy::unwrap_used)] // in a test, an unwrap is an assertion
 
-use std::{
-    sync::{Arc, Condvar, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use hystrix_bulkhead::{
     BoxError, ThreadPool, ThreadPoolBulkheadLayer, ThreadPoolConfig, ThreadPoolRejected,
@@ -14,24 +11,8 @@ use hystrix_bulkhead::{
 use tokio::time::{Instant, timeout};
 use tower::{Layer, ServiceExt, service_fn};
 
-/// Blocks a thread synchronously until opened (at most 10 s), as a hung blocking client would.
-#[derive(Clone, Default)]
-struct Gate(Arc<(Mutex<bool>, Condvar)>);
-
-impl Gate {
-    fn block(&self) {
-        let (open, cv) = &*self.0;
-        let guard = open.lock().unwrap();
-        let _ = cv
-            .wait_timeout_while(guard, Duration::from_secs(10), |open| !*open)
-            .unwrap();
-    }
-
-    fn open(&self) {
-        *self.0.0.lock().unwrap() = true;
-        self.0.1.notify_all();
-    }
-}
+mod support;
+use support::{Gate, eventually};
 
 /// The process's thread count (Linux).
 fn threads() -> usize {
@@ -41,16 +22,6 @@ fn threads() -> usize {
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|n| n.trim().parse().ok())
         .expect("a Threads: line")
-}
-
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 const POOL: u32 = 4;

@@ -2,10 +2,7 @@
 //! time, with every wait bounded.
 #![allow(clippy::unwrap_used)] // in a test, an unwrap is an assertion
 
-use std::{
-    sync::{Arc, Condvar, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use hystrix_bulkhead::{
     BoxError, ThreadPool, ThreadPoolBulkheadLayer, ThreadPoolClosed, ThreadPoolConfig,
@@ -13,35 +10,8 @@ use hystrix_bulkhead::{
 };
 use tower::{Layer, ServiceExt, service_fn};
 
-/// Blocks pool threads (synchronously, as a blocking client would) until opened, or 10 s.
-#[derive(Clone, Default)]
-struct Gate(Arc<(Mutex<bool>, Condvar)>);
-
-impl Gate {
-    fn block(&self) {
-        let (open, cv) = &*self.0;
-        let guard = open.lock().unwrap();
-        let _ = cv
-            .wait_timeout_while(guard, Duration::from_secs(10), |open| !*open)
-            .unwrap();
-    }
-
-    fn open(&self) {
-        *self.0.0.lock().unwrap() = true;
-        self.0.1.notify_all();
-    }
-}
-
-/// Waits (bounded) until `f` holds.
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
+mod support;
+use support::{Gate, eventually};
 
 fn pool(config: ThreadPoolConfig) -> ThreadPool {
     ThreadPool::new("test", config).unwrap()
