@@ -21,6 +21,7 @@ mod clock;
 pub mod event;
 mod health;
 mod key;
+pub mod metrics;
 pub mod rolling;
 
 pub use self::{
@@ -28,6 +29,7 @@ pub use self::{
     event::{Event, HystrixEventType, ThreadPoolEventType},
     health::{HealthCache, HealthCounts},
     key::{CommandKey, GroupKey, ThreadPoolKey},
+    metrics::{CommandMetrics, CommandSnapshot, Executing, MetricsConfig, ThreadPoolMetrics},
     rolling::{
         CountWindow, EventCounts, InvalidWindow, LatencySnapshot, PERCENTILES, RollingCounter,
         RollingPercentile, RollingWindow,

@@ -51,6 +51,7 @@ use std::{
     time::Duration,
 };
 
+pub use hystrix_core::ThreadPoolMetrics;
 use hystrix_core::{Clock, RollingCounter, RollingWindow, ThreadPoolEventType, ThreadPoolKey};
 use pin_project_lite::pin_project;
 use tokio::sync::{Notify, oneshot};
@@ -174,35 +175,6 @@ impl fmt::Display for InvalidPoolConfig {
 }
 
 impl Error for InvalidPoolConfig {}
-
-/// A pool's numbers, with the meaning of Hystrix's `HystrixThreadPool` stream (spec §2.2).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ThreadPoolMetrics {
-    /// Threads running a request now (`currentActiveCount`).
-    pub active_count: u32,
-    /// Requests waiting in the queue (`currentQueueSize`).
-    pub queue_size: u32,
-    /// Threads alive (`currentPoolSize`).
-    pub pool_size: u32,
-    /// The most threads ever alive at once (`currentLargestPoolSize`).
-    pub largest_pool_size: u32,
-    /// `core_size` (`currentCorePoolSize`).
-    pub core_pool_size: u32,
-    /// The maximum in force (`currentMaximumPoolSize`).
-    pub maximum_pool_size: u32,
-    /// Requests completed since the pool started (`currentCompletedTaskCount`).
-    pub completed_task_count: u64,
-    /// Requests ever accepted: completed, running and queued (`currentTaskCount`).
-    pub task_count: u64,
-    /// Requests run in the rolling window (`rollingCountThreadsExecuted`).
-    pub rolling_executed: u64,
-    /// Requests rejected in the rolling window (`rollingCountCommandRejections`).
-    pub rolling_rejected: u64,
-    /// The most threads active at once in the rolling window (`rollingMaxActiveThreads`).
-    pub rolling_max_active: u64,
-    /// The rejection threshold in force (`propertyValue_queueSizeRejectionThreshold`).
-    pub queue_size_rejection_threshold: u32,
-}
 
 /// A dependency's thread pool. Cloning shares it; when the last clone (and the last service
 /// built on it) is dropped, its threads stop.
