@@ -34,6 +34,7 @@ use std::{
 use arc_swap::ArcSwap;
 use hystrix_core::{
     Clock, CountWindow, HealthCache, HealthCounts, HystrixEventType as Ev, Instant, RollingCounter,
+    millis_since,
 };
 use tokio::sync::broadcast;
 
@@ -509,8 +510,7 @@ impl Shared {
 
     #[inline]
     fn millis(&self, now: Instant) -> u64 {
-        let d = now.saturating_duration_since(self.origin);
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+        millis_since(self.origin, now)
     }
 
     /// Derives the mode and the hot-path copies of settings; called under the lock.

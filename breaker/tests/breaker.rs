@@ -26,15 +26,12 @@ enum Req {
     Panic,
 }
 
-type Svc = hystrix_breaker::CircuitBreaker<
-    tower::util::ServiceFn<
-        fn(Req) -> std::pin::Pin<Box<dyn Future<Output = Result<&'static str, BoxError>> + Send>>,
-    >,
->;
+/// The test dependency's response future.
+type Reply = std::pin::Pin<Box<dyn Future<Output = Result<&'static str, BoxError>> + Send>>;
 
-fn dependency(
-    req: Req,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<&'static str, BoxError>> + Send>> {
+type Svc = hystrix_breaker::CircuitBreaker<tower::util::ServiceFn<fn(Req) -> Reply>>;
+
+fn dependency(req: Req) -> Reply {
     Box::pin(async move {
         match req {
             Req::Ok => Ok("ok"),
@@ -50,13 +47,8 @@ fn dependency(
 
 fn breaker(config: BreakerConfig) -> (Svc, Circuit) {
     let circuit = Circuit::new("test", config).expect("valid config");
-    let svc = CircuitBreakerLayer::new(circuit.clone()).layer(service_fn(
-        dependency
-            as fn(
-                Req,
-            )
-                -> std::pin::Pin<Box<dyn Future<Output = Result<&'static str, BoxError>> + Send>>,
-    ));
+    let svc =
+        CircuitBreakerLayer::new(circuit.clone()).layer(service_fn(dependency as fn(Req) -> Reply));
     (svc, circuit)
 }
 

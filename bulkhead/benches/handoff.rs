@@ -152,42 +152,25 @@ fn main() {
     row("3. floor again, after the pool ran", &floor_after);
     row("4. floor, spaced 100 us", &floor_spaced);
     row("4. ThreadPool::spawn, spaced 100 us", &spawn_spaced);
-    for (fname, f, pools) in [
-        (
-            "floor 1",
-            &floor,
-            [
-                ("ThreadPool::spawn", &spawn),
-                ("ThreadPoolBulkhead", &layer),
-            ],
-        ),
-        (
-            "floor 3",
-            &floor_after,
-            [
-                ("ThreadPool::spawn", &spawn),
-                ("ThreadPoolBulkhead", &layer),
-            ],
-        ),
-        (
-            "spaced floor 4",
-            &floor_spaced,
-            [
-                ("spaced spawn", &spawn_spaced),
-                ("spaced spawn", &spawn_spaced),
-            ],
-        ),
-    ] {
-        for (name, h) in pools
-            .into_iter()
-            .take(if fname.starts_with("spaced") { 1 } else { 2 })
-        {
+    let pools = [
+        ("ThreadPool::spawn", &spawn),
+        ("ThreadPoolBulkhead", &layer),
+    ];
+    let spaced = [("spaced spawn", &spawn_spaced)];
+    let comparisons: [(&str, &Histogram<u64>, &[(&str, &Histogram<u64>)]); 3] = [
+        ("floor 1", &floor, &pools),
+        ("floor 3", &floor_after, &pools),
+        ("spaced floor 4", &floor_spaced, &spaced),
+    ];
+    for (fname, f, series) in comparisons {
+        for (name, h) in series {
+            let ratio = |q: f64| h.value_at_quantile(q) as f64 / f.value_at_quantile(q) as f64;
             println!(
                 "ratio {name:<18} / {fname}: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}",
-                h.value_at_quantile(0.5) as f64 / f.value_at_quantile(0.5) as f64,
-                h.value_at_quantile(0.9) as f64 / f.value_at_quantile(0.9) as f64,
-                h.value_at_quantile(0.99) as f64 / f.value_at_quantile(0.99) as f64,
-                h.value_at_quantile(0.999) as f64 / f.value_at_quantile(0.999) as f64,
+                ratio(0.5),
+                ratio(0.9),
+                ratio(0.99),
+                ratio(0.999),
             );
         }
     }

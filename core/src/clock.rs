@@ -217,9 +217,10 @@ impl fmt::Debug for ManualClock {
     }
 }
 
-/// Whole milliseconds from `origin` to `now`, zero if `now` is earlier.
+/// Whole milliseconds from `origin` to `now`, zero if `now` is earlier (saturating far in the
+/// future): how every rolling window and state machine here places an instant.
 #[inline]
-pub(crate) fn millis_since(origin: Instant, now: Instant) -> u64 {
+pub fn millis_since(origin: Instant, now: Instant) -> u64 {
     let d = now.saturating_duration_since(origin);
     d.as_secs()
         .saturating_mul(1000)

@@ -25,7 +25,7 @@ pub mod metrics;
 pub mod rolling;
 
 pub use self::{
-    clock::{Clock, Instant, ManualClock},
+    clock::{Clock, Instant, ManualClock, millis_since},
     event::{Event, HystrixEventType, ThreadPoolEventType},
     health::{HealthCache, HealthCounts},
     key::{CommandKey, GroupKey, ThreadPoolKey},

@@ -238,13 +238,6 @@ struct Job {
     task: Task,
 }
 
-/// Why the pool did not take a request.
-#[derive(Debug)]
-pub(crate) enum Refused {
-    Rejected(ThreadPoolRejected),
-    Closed(ThreadPoolClosed),
-}
-
 impl ThreadPool {
     /// A pool named `key`, reading the [default clock](Clock::default) for its rolling counts.
     pub fn new(
@@ -300,18 +293,6 @@ impl ThreadPool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match self.submit(future) {
-            Ok(task) => Ok(task),
-            Err(Refused::Rejected(r)) => Err(r),
-            Err(Refused::Closed(_)) => Err(ThreadPoolRejected::new()),
-        }
-    }
-
-    pub(crate) fn submit<F>(&self, future: F) -> Result<PoolTask<F::Output>, Refused>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
         let (tx, rx) = oneshot::channel();
         let shared = &self.handle.shared;
         let task: Task = Box::pin(UntilCancelled {
@@ -319,12 +300,10 @@ impl ThreadPool {
             tx: Some(tx),
             shared: Some(shared.clone()),
         });
-        let id = shared.admit(task).inspect_err(|refused| {
-            if matches!(refused, Refused::Rejected(_)) {
-                shared
-                    .counter
-                    .increment(ThreadPoolEventType::Rejected, shared.clock.coarse_now());
-            }
+        let id = shared.admit(task).inspect_err(|_| {
+            shared
+                .counter
+                .increment(ThreadPoolEventType::Rejected, shared.clock.coarse_now());
         })?;
         Ok(PoolTask {
             rx,
@@ -435,11 +414,10 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn admit(self: &Arc<Self>, task: Task) -> Result<u64, Refused> {
+    /// Queues a request for a thread, starting one if the rules allow. The pool cannot be shut
+    /// down here: a handle is needed to call this, and only the last handle's drop shuts down.
+    fn admit(self: &Arc<Self>, task: Task) -> Result<u64, ThreadPoolRejected> {
         let mut st = self.lock();
-        if st.shutdown {
-            return Err(Refused::Closed(ThreadPoolClosed::new()));
-        }
         let id = st.next_id;
         let spawn = if st.free() > st.queue.len() {
             false // a free thread takes it
@@ -450,7 +428,7 @@ impl Shared {
         } else if st.threads < st.config.actual_maximum_size() {
             true
         } else {
-            return Err(Refused::Rejected(ThreadPoolRejected::new()));
+            return Err(ThreadPoolRejected::new());
         };
         st.next_id += 1;
         st.queue.push_back(Job { id, task });
@@ -469,7 +447,7 @@ impl Shared {
                 st.queue.pop_back();
                 self.queued.store(st.queue.len(), Ordering::Release);
                 tracing::error!(pool = %self.key, error = %e, "could not start a pool thread");
-                return Err(Refused::Rejected(ThreadPoolRejected::new()));
+                return Err(ThreadPoolRejected::new());
             }
             self.accepted.fetch_add(1, Ordering::AcqRel);
         } else {

@@ -2,7 +2,7 @@ use std::task::{Context, Poll};
 
 use tower_service::Service;
 
-use super::{Refused, ResponseFuture, ThreadPool};
+use super::{ResponseFuture, ThreadPool};
 use crate::BoxError;
 
 /// A service whose requests run on a [`ThreadPool`].
@@ -59,10 +59,9 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        match self.pool.submit(self.inner.call(request)) {
+        match self.pool.spawn(self.inner.call(request)) {
             Ok(task) => ResponseFuture::running(task),
-            Err(Refused::Rejected(e)) => ResponseFuture::refused(e.into()),
-            Err(Refused::Closed(e)) => ResponseFuture::refused(e.into()),
+            Err(rejected) => ResponseFuture::refused(rejected.into()),
         }
     }
 }
