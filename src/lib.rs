@@ -34,6 +34,25 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod cache;
+mod command;
+pub mod config;
+mod error;
+mod fallback;
+#[cfg(feature = "axum")]
+pub mod http;
+mod registry;
+
+pub use self::{
+    command::{Command, CommandBuilder, CommandLayer, CommandService, ResponseFuture},
+    config::{
+        CommandProperties, CommandSettings, ConfigError, IsolationStrategy, ThreadPoolProperties,
+    },
+    error::{CommandError, ErrorKind, Failure, FailureKind, FallbackError, SharedError},
+    fallback::Fallback,
+    registry::{Registry, WatchHandle},
+};
+
 pub use hystrix_breaker as breaker;
 pub use hystrix_bulkhead as bulkhead;
 pub use hystrix_core as core;
@@ -46,4 +65,4 @@ pub use hystrix_bulkhead::{
     Semaphore, SemaphoreBulkheadLayer, SemaphoreRejected, ThreadPool, ThreadPoolBulkheadLayer,
     ThreadPoolConfig, ThreadPoolRejected,
 };
-pub use hystrix_core::{CommandKey, GroupKey, HystrixEventType, ThreadPoolKey};
+pub use hystrix_core::{Clock, CommandKey, GroupKey, HystrixEventType, ThreadPoolKey};

@@ -218,6 +218,11 @@ impl InvalidConfig {
     pub fn key(&self) -> &str {
         self.key
     }
+
+    /// Why it was refused.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
 }
 
 impl fmt::Display for InvalidConfig {

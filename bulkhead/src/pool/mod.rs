@@ -162,6 +162,11 @@ impl InvalidPoolConfig {
     pub fn key(&self) -> &str {
         self.key
     }
+
+    /// Why it was refused.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
 }
 
 impl fmt::Display for InvalidPoolConfig {

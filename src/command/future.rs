@@ -1,0 +1,361 @@
+//! The future of one command call: execution under the timeout, classification, fallback.
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, atomic::Ordering},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use hystrix_breaker::{BoxError, Outcome, Permit};
+use hystrix_bulkhead::{PoolTask, SemaphorePermit};
+use hystrix_core::{Executing, HystrixEventType as Ev, Instant};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use super::{Command, Handling};
+use crate::{CommandError, Failure, FailureKind, FallbackError, cache::BoxFuture};
+
+pin_project! {
+    /// The response future of a [`CommandService`](super::CommandService).
+    pub struct ResponseFuture<F, Res, K> {
+        #[pin]
+        state: State<F, Res>,
+        call: Option<Call<Res, K>>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, Res> {
+        Running {
+            #[pin]
+            exec: Exec<F, Res>,
+            #[pin]
+            sleep: Option<Sleep>,
+        },
+        Boxed {
+            fut: BoxFuture<Result<Res, CommandError>>,
+        },
+        Ready {
+            result: Option<Result<Res, CommandError>>,
+        },
+    }
+}
+
+pin_project! {
+    /// The inner service's future, on the caller's task or on the command's thread pool.
+    #[project = ExecProj]
+    pub(crate) enum Exec<F, Res> {
+        Direct {
+            #[pin]
+            fut: F,
+        },
+        Pool {
+            task: PoolTask<(Result<Res, BoxError>, Duration)>,
+        },
+    }
+}
+
+/// One call in flight: what it holds and what it needs to finish.
+pub(crate) struct Call<Res, K> {
+    command: Command,
+    handling: Arc<Handling<Res, K>>,
+    start: Instant,
+    key: Option<String>,
+    pub(crate) view: Option<K>,
+    pub(crate) timeout: Option<Duration>,
+    /// The circuit's admission, until the outcome is recorded.
+    pub(crate) permit: Option<Permit>,
+    /// The bulkhead's admission and the concurrency count, while executing.
+    pub(crate) running: Option<(Option<SemaphorePermit>, Executing)>,
+}
+
+impl<Res, K> Call<Res, K> {
+    pub(crate) fn new(
+        command: Command,
+        handling: Arc<Handling<Res, K>>,
+        start: Instant,
+        key: Option<String>,
+    ) -> Self {
+        Self {
+            command,
+            handling,
+            start,
+            key,
+            view: None,
+            timeout: None,
+            permit: None,
+            running: None,
+        }
+    }
+}
+
+impl<Res, K> Drop for Call<Res, K> {
+    fn drop(&mut self) {
+        if self.permit.is_some() {
+            // Dropped while executing: the caller went away. The permit's own drop tells the
+            // circuit.
+            self.command.core.metrics.mark(Ev::Cancelled);
+        }
+    }
+}
+
+impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
+    fn elapsed(&self) -> Duration {
+        self.command
+            .core
+            .clock
+            .now()
+            .saturating_duration_since(self.start)
+    }
+
+    /// Records the latencies of a call that ends now.
+    fn record_latency(&self, exec: Option<Duration>) {
+        let total = self.elapsed();
+        match exec {
+            Some(exec) => self.command.core.metrics.record_latencies(exec, total),
+            None => self.command.core.metrics.record_total_latency(total),
+        }
+    }
+
+    /// The inner service answered.
+    fn complete<F>(mut self, result: Result<Res, BoxError>, exec: Duration) -> State<F, Res> {
+        self.running = None;
+        let core = &*self.command.core;
+        let outcome = self.handling.classifier.classify(result.as_ref());
+        let permit = self.permit.take();
+        let event = outcome.event();
+        if let Some(permit) = permit {
+            permit.record(event);
+        }
+        core.metrics.mark(event);
+        match (outcome, result) {
+            (Outcome::Failure, result) => {
+                let (response, error) = match result {
+                    Ok(response) => (Some(response), None),
+                    Err(e) => (None, Some(Arc::from(e))),
+                };
+                self.fall_back_state(Failure::new(FailureKind::Failed, error), response, Some(exec))
+            }
+            (Outcome::Success, Ok(response)) => {
+                self.record_latency(Some(exec));
+                if let (Some(cache), Some(key)) = (&self.handling.cache, self.key.take()) {
+                    cache.put(key, &response);
+                }
+                State::ready(Ok(response))
+            }
+            (Outcome::BadRequest, Ok(response)) => {
+                self.record_latency(Some(exec));
+                State::ready(Ok(response))
+            }
+            (outcome, Err(e)) => {
+                self.record_latency(Some(exec));
+                core.metrics.mark(Ev::ExceptionThrown);
+                let key = core.key.clone();
+                State::ready(Err(if outcome == Outcome::BadRequest {
+                    CommandError::bad_request(key, Arc::from(e))
+                } else {
+                    CommandError::inner_error(key, Arc::from(e))
+                }))
+            }
+        }
+    }
+
+    /// The timeout fired first.
+    fn timed_out<F>(mut self) -> State<F, Res> {
+        self.running = None;
+        if let Some(permit) = self.permit.take() {
+            permit.record(Ev::Timeout);
+        }
+        self.command.core.metrics.mark(Ev::Timeout);
+        let exec = self.elapsed();
+        self.fall_back_state(Failure::new(FailureKind::TimedOut, None), None, Some(exec))
+    }
+
+    /// A call that failed before it ran: the fallback's future.
+    pub(crate) fn fall_back<F>(
+        self,
+        failure: Failure,
+        response: Option<Res>,
+        exec: Option<Duration>,
+    ) -> ResponseFuture<F, Res, K> {
+        ResponseFuture {
+            state: self.fall_back_state(failure, response, exec),
+            call: None,
+        }
+    }
+
+    /// Serves the last good response, else the fallback, else the failure. `response` is the
+    /// dependency's own response when it was one classified as a failure: the caller gets it
+    /// back when nothing better can be served.
+    fn fall_back_state<F>(
+        mut self,
+        failure: Failure,
+        response: Option<Res>,
+        exec: Option<Duration>,
+    ) -> State<F, Res> {
+        let core = &*self.command.core;
+        if !core.fallback_enabled.load(Ordering::Relaxed) {
+            return State::ready(self.give_up(failure, response, FallbackError::Disabled, exec));
+        }
+        let cached = match (&self.handling.cache, &self.key) {
+            (Some(cache), Some(key)) => Some(cache.get(key)),
+            _ => None,
+        };
+        if cached.is_none() && self.handling.fallback.is_none() {
+            return State::ready(self.give_up(failure, response, FallbackError::Missing, exec));
+        }
+        State::Boxed {
+            fut: Box::pin(async move {
+                if let Some(cached) = cached {
+                    if let Some((value, _stale)) = cached.await {
+                        self.command.core.metrics.mark(Ev::FallbackSuccess);
+                        self.record_latency(exec);
+                        return Ok(value);
+                    }
+                }
+                let Some(fallback) = &self.handling.fallback else {
+                    return self.give_up(failure, response, FallbackError::Missing, exec);
+                };
+                let Ok(_permit) = self.command.core.fallback_semaphore.try_acquire() else {
+                    return self.give_up(failure, response, FallbackError::Rejected, exec);
+                };
+                let view = self.view.take();
+                let result = match view {
+                    Some(view) => fallback.call(view, failure.clone()).await,
+                    // A view is taken whenever there is a fallback.
+                    None => return self.give_up(failure, response, FallbackError::Missing, exec),
+                };
+                match result {
+                    Ok(value) => {
+                        self.command.core.metrics.mark(Ev::FallbackSuccess);
+                        self.record_latency(exec);
+                        Ok(value)
+                    }
+                    Err(e) => {
+                        self.give_up(failure, None, FallbackError::Failed(Arc::from(e)), exec)
+                    }
+                }
+            }),
+        }
+    }
+
+    /// Nothing could be served in place of the dependency's response: the caller gets the
+    /// dependency's failed response if there was one, else the error.
+    fn give_up(
+        &self,
+        failure: Failure,
+        response: Option<Res>,
+        fallback: FallbackError,
+        exec: Option<Duration>,
+    ) -> Result<Res, CommandError> {
+        let metrics = &self.command.core.metrics;
+        metrics.mark(match fallback {
+            FallbackError::Missing => Ev::FallbackMissing,
+            FallbackError::Disabled => Ev::FallbackDisabled,
+            FallbackError::Rejected => Ev::FallbackRejection,
+            FallbackError::Failed(_) => Ev::FallbackFailure,
+        });
+        self.record_latency(exec);
+        match response {
+            Some(response) => Ok(response),
+            None => {
+                metrics.mark(Ev::ExceptionThrown);
+                Err(CommandError::failed(
+                    self.command.core.key.clone(),
+                    failure,
+                    fallback,
+                    self.timeout,
+                ))
+            }
+        }
+    }
+}
+
+impl<F, Res> State<F, Res> {
+    fn ready(result: Result<Res, CommandError>) -> Self {
+        Self::Ready {
+            result: Some(result),
+        }
+    }
+}
+
+impl<F, Res, K> ResponseFuture<F, Res, K> {
+    pub(crate) fn running(exec: Exec<F, Res>, call: Call<Res, K>) -> Self {
+        let sleep = call.timeout.map(tokio::time::sleep);
+        Self {
+            state: State::Running { exec, sleep },
+            call: Some(call),
+        }
+    }
+
+    pub(crate) fn boxed(fut: BoxFuture<Result<Res, CommandError>>) -> Self {
+        Self {
+            state: State::Boxed { fut },
+            call: None,
+        }
+    }
+}
+
+impl<F, Res, K, E> Future for ResponseFuture<F, Res, K>
+where
+    F: Future<Output = Result<Res, E>>,
+    E: Into<BoxError>,
+    Res: Send + 'static,
+    K: Send + 'static,
+{
+    type Output = Result<Res, CommandError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::Running { exec, sleep } => {
+                    let done = match exec.project() {
+                        ExecProj::Direct { fut } => fut
+                            .poll(cx)
+                            .map(|r| (r.map_err(Into::into), None)),
+                        ExecProj::Pool { task } => Pin::new(task).poll(cx).map(|r| match r {
+                            Ok((result, exec)) => (result, Some(exec)),
+                            Err(closed) => (Err(closed.into()), None),
+                        }),
+                    };
+                    let Some(call) = this.call.take() else {
+                        return Poll::Ready(Err(CommandError::polled_after_completion()));
+                    };
+                    match done {
+                        Poll::Ready((result, exec)) => {
+                            let exec = exec.unwrap_or_else(|| call.elapsed());
+                            call.complete(result, exec)
+                        }
+                        Poll::Pending => match sleep.as_pin_mut().map(|s| s.poll(cx)) {
+                            Some(Poll::Ready(())) => call.timed_out(),
+                            _ => {
+                                *this.call = Some(call);
+                                return Poll::Pending;
+                            }
+                        },
+                    }
+                }
+                StateProj::Boxed { fut } => return fut.as_mut().poll(cx),
+                StateProj::Ready { result } => {
+                    return Poll::Ready(
+                        result
+                            .take()
+                            .unwrap_or_else(|| Err(CommandError::polled_after_completion())),
+                    );
+                }
+            };
+            this.state.set(next);
+        }
+    }
+}
+
+impl<F, Res, K> fmt::Debug for ResponseFuture<F, Res, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}

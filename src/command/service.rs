@@ -1,0 +1,224 @@
+//! The command as a Tower service.
+
+use std::{
+    fmt,
+    sync::{Arc, atomic::Ordering},
+    task::{Context, Poll},
+};
+
+use hystrix_breaker::BoxError;
+use hystrix_core::HystrixEventType as Ev;
+use tower_service::Service;
+
+use super::{
+    Command, Handling, Requests,
+    coalesce::Joined,
+    future::{Call, Exec, ResponseFuture},
+};
+use crate::{CommandError, Failure, FailureKind};
+
+/// A service wrapped by a [`Command`]; see [`CommandLayer`](super::CommandLayer).
+///
+/// It is ready when its inner service is. An open circuit or a full bulkhead never holds
+/// `poll_ready` pending: `call` returns at once with the fallback or the error.
+pub struct CommandService<S, Req, Res, K = ()> {
+    inner: S,
+    command: Command,
+    requests: Arc<Requests<Req, K>>,
+    handling: Arc<Handling<Res, K>>,
+}
+
+impl<S, Req, Res, K> CommandService<S, Req, Res, K> {
+    pub(crate) fn new(
+        inner: S,
+        command: Command,
+        requests: Arc<Requests<Req, K>>,
+        handling: Arc<Handling<Res, K>>,
+    ) -> Self {
+        Self {
+            inner,
+            command,
+            requests,
+            handling,
+        }
+    }
+
+    /// The command.
+    pub fn command(&self) -> &Command {
+        &self.command
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Req, Res, K> CommandService<S, Req, Res, K>
+where
+    S: Service<Req, Response = Res>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    Res: Send + 'static,
+    K: Send + 'static,
+{
+    fn execute(&mut self, req: Req, call: Call<Res, K>) -> ResponseFuture<S::Future, Res, K> {
+        let mut call = call;
+        let core = &*self.command.core;
+        if self.handling.fallback.is_some() {
+            call.view = Some((self.requests.view)(&req));
+        }
+        let permit = match core.circuit.try_acquire() {
+            Ok(permit) => permit,
+            Err(e) => {
+                core.metrics.mark(Ev::ShortCircuited);
+                return call.fall_back(
+                    Failure::new(FailureKind::ShortCircuited, Some(Arc::new(e))),
+                    None,
+                    None,
+                );
+            }
+        };
+        call.timeout = core.timeout();
+        let exec = match &core.pool {
+            None => match core.semaphore.try_acquire() {
+                Ok(semaphore) => {
+                    call.running = Some((Some(semaphore), core.metrics.executing()));
+                    Exec::Direct {
+                        fut: self.inner.call(req),
+                    }
+                }
+                Err(e) => {
+                    permit.record(Ev::SemaphoreRejected);
+                    core.metrics.mark(Ev::SemaphoreRejected);
+                    return call.fall_back(
+                        Failure::new(FailureKind::SemaphoreRejected, Some(Arc::new(e))),
+                        None,
+                        None,
+                    );
+                }
+            },
+            Some(pool) => {
+                let fut = self.inner.call(req);
+                let clock = core.clock.clone();
+                let spawned = pool.spawn(async move {
+                    let start = clock.now();
+                    let result = fut.await.map_err(Into::into);
+                    (result, clock.now().saturating_duration_since(start))
+                });
+                match spawned {
+                    Ok(task) => {
+                        call.running = Some((None, core.metrics.executing()));
+                        Exec::Pool { task }
+                    }
+                    Err(e) => {
+                        permit.record(Ev::ThreadPoolRejected);
+                        core.metrics.mark(Ev::ThreadPoolRejected);
+                        return call.fall_back(
+                            Failure::new(FailureKind::ThreadPoolRejected, Some(Arc::new(e))),
+                            None,
+                            None,
+                        );
+                    }
+                }
+            }
+        };
+        call.permit = Some(permit);
+        ResponseFuture::running(exec, call)
+    }
+}
+
+impl<S, Req, Res, K> Service<Req> for CommandService<S, Req, Res, K>
+where
+    S: Service<Req, Response = Res>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    Res: Send + 'static,
+    K: Send + 'static,
+{
+    type Response = Res;
+    type Error = CommandError;
+    type Future = ResponseFuture<S::Future, Res, K>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(|e| {
+            CommandError::lost(self.command.core.key.clone(), Arc::from(e.into()))
+        })
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let core = &*self.command.core;
+        let start = core.clock.now();
+        let key = match &self.requests.cache_key {
+            Some(key) if core.cache_enabled.load(Ordering::Relaxed) => key(&req),
+            _ => None,
+        };
+        let coalesce = match (&self.handling.coalescer, &key) {
+            (Some(coalescer), Some(key)) => Some(coalescer.join(key)),
+            _ => None,
+        };
+        let call = Call::new(self.command.clone(), self.handling.clone(), start, key);
+        match coalesce {
+            None => self.execute(req, call),
+            Some(Joined::Follower(result)) => {
+                let command = self.command.clone();
+                ResponseFuture::boxed(Box::pin(async move {
+                    let result = result.await;
+                    let metrics = &command.core.metrics;
+                    metrics.mark(Ev::ResponseFromCache);
+                    metrics.record_total_latency(
+                        command.core.clock.now().saturating_duration_since(start),
+                    );
+                    result
+                }))
+            }
+            Some(Joined::Leader(lead)) => {
+                let execution = self.execute(req, call);
+                let command = self.command.clone();
+                let task = tokio::spawn(async move {
+                    let result = execution.await;
+                    let followers = lead.publish(&result);
+                    if followers > 0 {
+                        command.core.metrics.mark_n(Ev::Collapsed, followers + 1);
+                    }
+                    result
+                });
+                let key = self.command.core.key.clone();
+                ResponseFuture::boxed(Box::pin(async move {
+                    task.await
+                        .unwrap_or_else(|e| Err(CommandError::lost(key, Arc::new(e))))
+                }))
+            }
+        }
+    }
+}
+
+impl<S: Clone, Req, Res, K> Clone for CommandService<S, Req, Res, K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            command: self.command.clone(),
+            requests: self.requests.clone(),
+            handling: self.handling.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, Req, Res, K> fmt::Debug for CommandService<S, Req, Res, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommandService")
+            .field("inner", &self.inner)
+            .field("command", &self.command)
+            .finish_non_exhaustive()
+    }
+}
