@@ -42,7 +42,6 @@ macro_rules! properties {
         $(#[$meta])*
         #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
         #[serde(deny_unknown_fields)]
-        #[non_exhaustive]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: Option<$ty>, )*
         }
