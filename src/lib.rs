@@ -1,8 +1,43 @@
 //! Hystrix-style resilience for Tower services.
 //!
 //! Wrap each client of a dependency (an HTTP client, a gRPC channel, a database pool) in a
-//! layer that fails fast when the dependency is unhealthy, and watch every dependency's health
-//! live. This crate is the facade: it re-exports the parts, each of which is its own crate.
+//! [`Command`]: one layer that fails fast when the dependency is unhealthy, isolates it in its
+//! own bulkhead, bounds every call with a timeout, serves a fallback or the last good response
+//! when it fails, and records Hystrix's metrics for the stream and the dashboard.
+//!
+//! A real HTTP client (hyper's), in a few lines:
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::body::Body;
+//! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+//! use tower::{Layer, ServiceBuilder, ServiceExt};
+//! use tower_hystrix::{Command, HttpClassifier};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let addr = listener.local_addr()?;
+//! # tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/users/7", axum::routing::get(|| async { "Ada" }))).await });
+//! # let registry = tower_hystrix::Registry::new();
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
+//! let users = Command::builder("GetUser")
+//!     .classifier(HttpClassifier) // 5xx and transport errors are failures, 4xx bad requests
+//!     .timeout(Duration::from_millis(500))
+//!     .fallback(|_: (), _failure| async { Ok::<_, std::io::Error>(http::Response::new(Body::from("unknown"))) })
+//! #   .registry(&registry)
+//!     .build()?
+//!     .layer(ServiceBuilder::new().map_response(|res: http::Response<_>| res.map(Body::new)).service(client));
+//!
+//! let res = users.clone().oneshot(http::Request::get(format!("http://{addr}/users/7")).body(Body::empty())?).await?;
+//! assert_eq!(axum::body::to_bytes(res.into_body(), 1024).await?, "Ada");
+//!
+//! // Nobody listens there: connection refused, a failure; the fallback answers.
+//! let res = users.oneshot(http::Request::get("http://127.0.0.1:9/users/7").body(Body::empty())?).await?;
+//! assert_eq!(axum::body::to_bytes(res.into_body(), 1024).await?, "unknown");
+//! # Ok(()) }
+//! ```
+//!
+//! The parts, each its own crate, are re-exported:
 //!
 //! - [`core`]: Hystrix's event types and keys, rolling counters, rolling latency percentiles,
 //!   health counts and the injectable clock.
@@ -10,6 +45,12 @@
 //!   [`CircuitBreakerLayer`].
 //! - [`bulkhead`]: per-dependency isolation: a [`Semaphore`] ([`SemaphoreBulkheadLayer`]) or a
 //!   [`ThreadPool`] of the dependency's own threads ([`ThreadPoolBulkheadLayer`]).
+//!
+//! And the facade's own: the [`Command`] builder, [`cache`] (stale-if-error), [`config`]
+//! (TOML properties, hot reload, through a [`Registry`]), and, with the `axum` feature,
+//! [`http`](crate#features) error responses for server-side commands.
+//!
+//! The breaker alone:
 //!
 //! ```
 //! use std::time::Duration;
@@ -32,6 +73,12 @@
 //! assert!(err.is::<ShortCircuited>()); // rejected at once; the client was not called
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! - `axum`: `IntoResponse` for [`CommandError`] and the `http` module's `ErrorResponseLayer`.
+//! - `redis`: a shared tier of the stale-if-error cache in Redis (`cache::RedisTier`).
+//! - `test-util`: the default clock follows tokio's paused time.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cache;

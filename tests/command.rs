@@ -70,11 +70,8 @@ fn gated(
     })
 }
 
-fn fallback_value(
-    _: (),
-    failure: tower_hystrix::Failure,
-) -> impl Future<Output = Result<String, io::Error>> {
-    async move { Ok(format!("fallback after {:?}", failure.kind())) }
+async fn fallback_value(_: (), failure: tower_hystrix::Failure) -> Result<String, io::Error> {
+    Ok(format!("fallback after {:?}", failure.kind()))
 }
 
 #[tokio::test(start_paused = true)]
