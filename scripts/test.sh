@@ -18,6 +18,7 @@ done
 # System packages the tests start for real (see DESIGN.md, "Real components"). Each entry is
 # "command:debian-package"; a missing command is installed with apt-get.
 SYSTEM_PACKAGES=(
+  "redis-server:redis-server"
 )
 missing=()
 for entry in "${SYSTEM_PACKAGES[@]}"; do
@@ -34,13 +35,13 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy (warnings are errors)"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 log "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 log "cargo test: unit, integration, examples, benchmarks in test mode"
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --all-features
 
 log "cargo test: doc tests"
 cargo test --workspace --doc

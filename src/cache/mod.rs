@@ -48,10 +48,8 @@ pub trait CacheValue: Clone + Send + Sync + 'static {
 /// [`STALE_HEADER`] header whose value is its age in whole seconds.
 impl<B: Clone + Send + Sync + 'static> CacheValue for http::Response<B> {
     fn mark_stale(&mut self, stale: Stale) {
-        self.headers_mut().insert(
-            STALE_HEADER,
-            http::HeaderValue::from(stale.age().as_secs()),
-        );
+        self.headers_mut()
+            .insert(STALE_HEADER, http::HeaderValue::from(stale.age().as_secs()));
         self.extensions_mut().insert(stale);
     }
 }
@@ -182,16 +180,21 @@ impl<T: CacheValue> StaleCache<T> {
         }
     }
 
-    /// Adds a shared tier, waited on for at most `timeout` per lookup.
-    ///
-    /// # Panics
-    ///
-    /// If the cache was already cloned (set the tier up before handing the cache out).
-    pub fn with_shared(mut self, tier: impl SharedTier<T>, timeout: Duration) -> Self {
-        let inner = Arc::get_mut(&mut self.inner).expect("set up a StaleCache before cloning it");
-        inner.shared = Some(Arc::new(tier));
-        inner.shared_timeout = timeout;
-        self
+    /// Adds a shared tier, waited on for at most `timeout` per lookup. Clones made before
+    /// keep the same local tier but not the shared one.
+    pub fn with_shared(self, tier: impl SharedTier<T>, timeout: Duration) -> Self {
+        let inner = &*self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                local: inner.local.clone(),
+                ttl: inner.ttl,
+                shared: Some(Arc::new(tier)),
+                shared_timeout: timeout,
+                clock: inner.clock.clone(),
+                served_local: AtomicU64::new(inner.served_local.load(Ordering::Relaxed)),
+                served_shared: AtomicU64::new(inner.served_shared.load(Ordering::Relaxed)),
+            }),
+        }
     }
 
     /// How long a lookup waits on the shared tier at most.
@@ -215,7 +218,11 @@ impl<T: CacheValue> StaleCache<T> {
     /// than the time to live.
     pub fn get_local(&self, key: &str) -> Option<(T, Stale)> {
         let entry = self.inner.local.get(key)?;
-        let age = self.inner.clock.now().saturating_duration_since(entry.stored);
+        let age = self
+            .inner
+            .clock
+            .now()
+            .saturating_duration_since(entry.stored);
         if age >= self.inner.ttl {
             self.inner.local.invalidate(key);
             return None;
@@ -238,6 +245,7 @@ impl<T: CacheValue> StaleCache<T> {
         };
         let inner = self.inner.clone();
         let lookup = shared.get(key);
+        let key = key.to_owned();
         Box::pin(async move {
             let (mut value, age) = tokio::time::timeout(inner.shared_timeout, lookup)
                 .await
@@ -245,6 +253,16 @@ impl<T: CacheValue> StaleCache<T> {
                 .flatten()?;
             if age >= inner.ttl {
                 return None;
+            }
+            // Kept locally too, with its age, so that the next failures need not ask again.
+            if let Some(stored) = inner.clock.now().checked_sub(age) {
+                inner.local.insert(
+                    key,
+                    Entry {
+                        value: value.clone(),
+                        stored,
+                    },
+                );
             }
             let stale = Stale::new(age, Tier::Shared);
             value.mark_stale(stale);

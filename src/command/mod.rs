@@ -21,10 +21,10 @@ use hystrix_breaker::{BoxError, Circuit, Classify};
 use hystrix_bulkhead::{Semaphore, ThreadPool};
 use hystrix_core::{Clock, CommandKey, CommandMetrics, CommandSnapshot, GroupKey, ThreadPoolKey};
 
+use self::coalesce::Coalesce;
 pub use self::{
     builder::CommandBuilder, future::ResponseFuture, layer::CommandLayer, service::CommandService,
 };
-use self::coalesce::Coalesce;
 use crate::{
     CommandProperties, CommandSettings, Fallback,
     cache::{BoxFuture, CacheValue, Stale, StaleCache},
@@ -68,7 +68,7 @@ pub(crate) struct CommandCore {
 
 impl Command {
     /// Starts building the command `key`. Its group defaults to the key, and its thread pool
-    /// (for [`IsolationStrategy::Thread`]) to the group, as in Hystrix.
+    /// (for [`IsolationStrategy::Thread`](crate::IsolationStrategy::Thread)) to the group, as in Hystrix.
     ///
     /// ```
     /// use std::time::Duration;
@@ -186,9 +186,9 @@ impl CommandCore {
         self.fallback_semaphore
             .set_limit(settings.fallback_max_concurrent_requests);
         self.timeout_ms.store(
-            settings
-                .timeout
-                .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
+            settings.timeout.map_or(0, |t| {
+                u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
+            }),
             Ordering::Relaxed,
         );
         self.fallback_enabled
