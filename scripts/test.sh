@@ -38,10 +38,10 @@ log "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 log "cargo doc (warnings are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
 
 log "cargo test: unit, integration, examples, benchmarks in test mode"
 cargo test --workspace --all-targets --all-features
 
 log "cargo test: doc tests"
-cargo test --workspace --doc
+cargo test --workspace --doc --all-features

@@ -50,8 +50,10 @@ impl IntoResponse for CommandError {
         let mut res = (self.status_code(), self.to_string()).into_response();
         if self.kind() == ErrorKind::ShortCircuited {
             // Clients and proxies that honour it back off instead of retrying at once.
-            res.headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            res.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
         }
         res
     }

@@ -141,7 +141,11 @@ impl Registry {
         let mut pool_configs = Vec::with_capacity(pools.len());
         for (key, entry) in pools.iter() {
             let props = file.pool(key.as_str(), &entry.code);
-            pool_configs.push((key, &entry.pool, props.resolve(&format!("threadpool.{key}"))?));
+            pool_configs.push((
+                key,
+                &entry.pool,
+                props.resolve(&format!("threadpool.{key}"))?,
+            ));
         }
         for (command, settings) in resolved {
             command.core.apply(settings);
@@ -305,8 +309,12 @@ impl Registry {
                     continue;
                 }
                 match registry.load_text(&text, Some(path.clone())) {
-                    Ok(()) => tracing::info!(path = %path.display(), "Hystrix configuration reloaded"),
-                    Err(e) => tracing::warn!(error = %e, "Hystrix configuration refused; the previous one stays in force"),
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "Hystrix configuration reloaded")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Hystrix configuration refused; the previous one stays in force")
+                    }
                 }
                 last = Some(text);
             }

@@ -16,7 +16,9 @@ fn get_req(path: &str) -> Request<Body> {
 }
 
 async fn body_text(res: Response<Body>) -> String {
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
+        .await
+        .unwrap();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
@@ -58,10 +60,16 @@ async fn rejections_are_503_and_timeouts_504() {
 
     let timed_out = held.await.unwrap().unwrap();
     assert_eq!(timed_out.status(), StatusCode::GATEWAY_TIMEOUT);
-    assert_eq!(body_text(timed_out).await, "Route: timed out after 200 ms; no fallback");
+    assert_eq!(
+        body_text(timed_out).await,
+        "Route: timed out after 200 ms; no fallback"
+    );
 
     let ok = app.clone().oneshot(get_req("/fast")).await.unwrap();
-    assert_eq!((ok.status(), body_text(ok).await.as_str()), (StatusCode::OK, "fast"));
+    assert_eq!(
+        (ok.status(), body_text(ok).await.as_str()),
+        (StatusCode::OK, "fast")
+    );
 
     command.command().circuit().force_open();
     let open = app.oneshot(get_req("/fast")).await.unwrap();
@@ -90,7 +98,10 @@ async fn server_errors_fall_back() {
             "/",
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
         )
-        .route("/missing", get(|| async { (StatusCode::NOT_FOUND, "no such thing") }))
+        .route(
+            "/missing",
+            get(|| async { (StatusCode::NOT_FOUND, "no such thing") }),
+        )
         .layer(
             ServiceBuilder::new()
                 .layer(ErrorResponseLayer::new())
@@ -104,7 +115,11 @@ async fn server_errors_fall_back() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let counts = command.command().snapshot().cumulative;
     assert_eq!(
-        (counts.get(Ev::Failure), counts.get(Ev::FallbackSuccess), counts.get(Ev::BadRequest)),
+        (
+            counts.get(Ev::Failure),
+            counts.get(Ev::FallbackSuccess),
+            counts.get(Ev::BadRequest)
+        ),
         (1, 1, 1)
     );
 }

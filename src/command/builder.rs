@@ -125,7 +125,10 @@ impl<Req, Res, K> CommandBuilder<Req, Res, K> {
     /// Decides which results are successes, failures and bad requests (default: every `Ok`
     /// succeeds, every `Err` fails; [`HttpClassifier`](crate::HttpClassifier) for HTTP).
     /// The classifier sees errors boxed.
-    pub fn classifier(mut self, classifier: impl Classify<Res, BoxError> + Send + Sync + 'static) -> Self {
+    pub fn classifier(
+        mut self,
+        classifier: impl Classify<Res, BoxError> + Send + Sync + 'static,
+    ) -> Self {
         self.classifier = Box::new(classifier);
         self
     }

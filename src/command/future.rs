@@ -138,7 +138,11 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
                     Ok(response) => (Some(response), None),
                     Err(e) => (None, Some(Arc::from(e))),
                 };
-                self.fall_back_state(Failure::new(FailureKind::Failed, error), response, Some(exec))
+                self.fall_back_state(
+                    Failure::new(FailureKind::Failed, error),
+                    response,
+                    Some(exec),
+                )
             }
             (Outcome::Success, Ok(response)) => {
                 self.record_latency(Some(exec));
@@ -315,9 +319,9 @@ where
             let next = match this.state.as_mut().project() {
                 StateProj::Running { exec, sleep } => {
                     let done = match exec.project() {
-                        ExecProj::Direct { fut } => fut
-                            .poll(cx)
-                            .map(|r| (r.map_err(Into::into), None)),
+                        ExecProj::Direct { fut } => {
+                            fut.poll(cx).map(|r| (r.map_err(Into::into), None))
+                        }
                         ExecProj::Pool { task } => Pin::new(task).poll(cx).map(|r| match r {
                             Ok((result, exec)) => (result, Some(exec)),
                             Err(closed) => (Err(closed.into()), None),

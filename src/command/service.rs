@@ -151,9 +151,9 @@ where
     type Future = ResponseFuture<S::Future, Res, K>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(|e| {
-            CommandError::lost(self.command.core.key.clone(), Arc::from(e.into()))
-        })
+        self.inner
+            .poll_ready(cx)
+            .map_err(|e| CommandError::lost(self.command.core.key.clone(), Arc::from(e.into())))
     }
 
     fn call(&mut self, req: Req) -> Self::Future {

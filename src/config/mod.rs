@@ -133,13 +133,33 @@ mod tests {
             circuit_breaker_request_volume_threshold: Some(5),
             ..CommandProperties::default()
         };
-        let own = file.command("GetUser", &code).resolve("command.GetUser").unwrap();
-        assert_eq!(own.breaker.error_threshold_percentage, 25, "own file value wins");
-        assert_eq!(own.breaker.request_volume_threshold, 5, "code beats the file default");
-        assert_eq!(own.timeout, Some(Duration::from_millis(800)), "file default beats built-in");
-        assert_eq!(own.breaker.sleep_window, Duration::from_secs(5), "built-in default");
+        let own = file
+            .command("GetUser", &code)
+            .resolve("command.GetUser")
+            .unwrap();
+        assert_eq!(
+            own.breaker.error_threshold_percentage, 25,
+            "own file value wins"
+        );
+        assert_eq!(
+            own.breaker.request_volume_threshold, 5,
+            "code beats the file default"
+        );
+        assert_eq!(
+            own.timeout,
+            Some(Duration::from_millis(800)),
+            "file default beats built-in"
+        );
+        assert_eq!(
+            own.breaker.sleep_window,
+            Duration::from_secs(5),
+            "built-in default"
+        );
 
-        let other = file.command("Other", &CommandProperties::default()).resolve("x").unwrap();
+        let other = file
+            .command("Other", &CommandProperties::default())
+            .resolve("x")
+            .unwrap();
         assert_eq!(other.breaker.error_threshold_percentage, 40);
         assert_eq!(other.breaker.request_volume_threshold, 30);
         assert_eq!(other.isolation, IsolationStrategy::Semaphore);
@@ -149,9 +169,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_property() {
-        let typo = ConfigFile::parse("[command.GetUser]\ncircuit_breaker_sleep_windw = 1\n")
-            .unwrap_err();
-        assert!(typo.to_string().contains("circuit_breaker_sleep_windw"), "{typo}");
+        let typo =
+            ConfigFile::parse("[command.GetUser]\ncircuit_breaker_sleep_windw = 1\n").unwrap_err();
+        assert!(
+            typo.to_string().contains("circuit_breaker_sleep_windw"),
+            "{typo}"
+        );
 
         let file = ConfigFile::parse(
             "[command.GetUser]\ncircuit_breaker_error_threshold_percentage = 101\n",
@@ -185,20 +208,30 @@ mod tests {
             .command("X", &CommandProperties::default())
             .resolve("command.X")
             .unwrap_err();
-        assert_eq!(err.key(), Some("command.X.metrics_rolling_stats_num_buckets"));
+        assert_eq!(
+            err.key(),
+            Some("command.X.metrics_rolling_stats_num_buckets")
+        );
     }
 
     #[test]
     fn timeouts_can_be_disabled_not_zeroed() {
-        let file = ConfigFile::parse("[command.default]\nexecution_timeout_enabled = false\n")
+        let file =
+            ConfigFile::parse("[command.default]\nexecution_timeout_enabled = false\n").unwrap();
+        let s = file
+            .command("A", &CommandProperties::default())
+            .resolve("a")
             .unwrap();
-        let s = file.command("A", &CommandProperties::default()).resolve("a").unwrap();
         assert_eq!(s.timeout, None);
         let file = ConfigFile::parse(
             "[command.A]\nexecution_isolation_thread_timeout_in_milliseconds = 0\n",
         )
         .unwrap();
-        assert!(file.command("A", &CommandProperties::default()).resolve("a").is_err());
+        assert!(
+            file.command("A", &CommandProperties::default())
+                .resolve("a")
+                .is_err()
+        );
     }
 
     #[test]

@@ -164,7 +164,8 @@ impl CommandProperties {
     /// The settings these properties give, unset ones taking the built-in defaults.
     /// `prefix` names where they came from in errors (e.g. `command.GetUser`).
     pub fn resolve(&self, prefix: &str) -> Result<CommandSettings, ConfigError> {
-        let bad = |key: &str, reason: String| ConfigError::invalid(format!("{prefix}.{key}"), reason);
+        let bad =
+            |key: &str, reason: String| ConfigError::invalid(format!("{prefix}.{key}"), reason);
         let d = BreakerConfig::default();
         let window = |time: Option<u64>, buckets: Option<u32>, default: RollingWindow, key| {
             let time = time.map_or(default.length(), Duration::from_millis);
@@ -189,7 +190,8 @@ impl CommandProperties {
         if timeout_ms == 0 {
             return Err(bad(
                 "execution_isolation_thread_timeout_in_milliseconds",
-                "must be at least 1 (disable timeouts with execution_timeout_enabled = false)".into(),
+                "must be at least 1 (disable timeouts with execution_timeout_enabled = false)"
+                    .into(),
             ));
         }
         let breaker = BreakerConfig {
@@ -218,12 +220,9 @@ impl CommandProperties {
                 .circuit_breaker_slow_call_threshold_in_milliseconds
                 .map(Duration::from_millis),
         };
-        breaker.validate().map_err(|e| {
-            bad(
-                breaker_property(e.key()),
-                e.reason().to_string(),
-            )
-        })?;
+        breaker
+            .validate()
+            .map_err(|e| bad(breaker_property(e.key()), e.reason().to_string()))?;
         let semaphore = |value: Option<u32>, key| match value.unwrap_or(10) {
             0 => Err(bad(key, "must be at least 1".into())),
             n => Ok(n),
@@ -324,10 +323,7 @@ impl ThreadPoolProperties {
             window,
         };
         config.validate().map_err(|e| {
-            ConfigError::invalid(
-                format!("{prefix}.{}", e.key()),
-                e.reason().to_string(),
-            )
+            ConfigError::invalid(format!("{prefix}.{}", e.key()), e.reason().to_string())
         })?;
         Ok(config)
     }
@@ -344,7 +340,7 @@ impl ThreadPoolProperties {
             max_queue_size: Some(config.max_queue_size),
             queue_size_rejection_threshold: Some(config.queue_size_rejection_threshold),
             metrics_rolling_stats_time_in_milliseconds: Some(
-                config.window.length().as_millis() as u64,
+                config.window.length().as_millis() as u64
             ),
             metrics_rolling_stats_num_buckets: Some(config.window.buckets()),
         }
