@@ -138,6 +138,20 @@ impl Registry {
             let props = file.command(key.as_str(), &command.core.code);
             resolved.push((command, props.resolve(&format!("command.{key}"))?));
         }
+        // Tables of commands and pools not built yet are checked too, so that a bad value is
+        // refused when the file is loaded, not when the command is first built.
+        let none = CommandProperties::default();
+        for key in file.command.keys() {
+            if !commands.contains_key(key.as_str()) {
+                file.command(key, &none).resolve(&format!("command.{key}"))?;
+            }
+        }
+        let no_pool = ThreadPoolProperties::default();
+        for key in file.threadpool.keys() {
+            if !pools.contains_key(key.as_str()) {
+                file.pool(key, &no_pool).resolve(&format!("threadpool.{key}"))?;
+            }
+        }
         let mut pool_configs = Vec::with_capacity(pools.len());
         for (key, entry) in pools.iter() {
             let props = file.pool(key.as_str(), &entry.code);
@@ -280,10 +294,13 @@ impl Registry {
     /// again and, when its contents changed, put in force. An invalid version is logged
     /// (`tracing`, at `warn`) and skipped; the configuration in force stays until a valid one
     /// appears. Polling, rather than file-system events, also sees files replaced by rename
-    /// (editors) and by symlink swaps (Kubernetes config maps). The watch stops when the
-    /// returned handle is dropped. Needs a tokio runtime.
+    /// (editors) and by symlink swaps (Kubernetes config maps). Write a new version to a
+    /// sibling file and rename it over the old one: a file read while half-written may be
+    /// valid and applied until the next interval. The watch stops when the returned handle
+    /// is dropped. Needs a tokio runtime.
     pub fn watch(&self, interval: Duration) -> WatchHandle {
         let registry = self.clone();
+        let interval = interval.max(Duration::from_millis(1));
         let task = tokio::spawn(async move {
             let mut last: Option<String> = None;
             let mut ticks = tokio::time::interval(interval);

@@ -532,6 +532,9 @@ impl Shared {
             .slow_call_threshold
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         self.hot.slow_call_nanos.store(slow, Ordering::Relaxed);
+        if let Health::Time { cache, .. } = &self.health {
+            cache.set_interval(config.health_snapshot_interval);
+        }
         let before = self.hot.mode.swap(mode, Ordering::AcqRel);
         if before != mode {
             tracing::info!(

@@ -78,7 +78,7 @@ impl fmt::Display for HealthCounts {
 /// older than the interval. Counts above 2^32 - 1 are kept as 2^32 - 1.
 pub struct HealthCache {
     origin: Instant,
-    interval_ms: u64,
+    interval_ms: AtomicU64,
     /// Milliseconds since `origin` of the last computation, plus one; 0 for none.
     computed_at: AtomicU64,
     /// `total << 32 | errors`.
@@ -90,7 +90,7 @@ impl HealthCache {
     pub fn new(interval: Duration, origin: Instant) -> Self {
         Self {
             origin,
-            interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+            interval_ms: AtomicU64::new(u64::try_from(interval.as_millis()).unwrap_or(u64::MAX)),
             computed_at: AtomicU64::new(0),
             counts: AtomicU64::new(0),
         }
@@ -101,7 +101,8 @@ impl HealthCache {
     pub fn get(&self, now: Instant, compute: impl FnOnce() -> HealthCounts) -> HealthCounts {
         let now_ms = millis_since(self.origin, now);
         let at = self.computed_at.load(Ordering::Acquire);
-        if at != 0 && now_ms < (at - 1).saturating_add(self.interval_ms) {
+        let interval_ms = self.interval_ms.load(Ordering::Relaxed);
+        if at != 0 && now_ms < (at - 1).saturating_add(interval_ms) {
             let packed = self.counts.load(Ordering::Acquire);
             return HealthCounts {
                 total: packed >> 32,
@@ -118,6 +119,15 @@ impl HealthCache {
         fresh
     }
 
+    /// Changes the interval; the next [`get`](Self::get) computes.
+    pub fn set_interval(&self, interval: Duration) {
+        self.interval_ms.store(
+            u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.invalidate();
+    }
+
     /// Forgets the cached counts: the next [`get`](Self::get) computes.
     pub fn invalidate(&self) {
         self.computed_at.store(0, Ordering::Release);
@@ -127,7 +137,7 @@ impl HealthCache {
 impl fmt::Debug for HealthCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HealthCache")
-            .field("interval_ms", &self.interval_ms)
+            .field("interval_ms", &self.interval_ms.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }

@@ -95,15 +95,18 @@ impl<Req, Res, K> CommandBuilder<Req, Res, K> {
     }
 
     /// Thread isolation: calls run on the threads of the command's pool, sized by `config`
-    /// (Hystrix's defaults: 10 threads, no queue). Pool settings made here are the pool's
-    /// code-level settings; the first command to create a pool sets them.
+    /// (Hystrix's defaults: 10 threads, no queue). The fields that differ from the defaults
+    /// are the pool's settings in code (the others stay open to `[threadpool.default]`); the
+    /// first command to create a pool sets them.
     pub fn thread_pool(mut self, config: ThreadPoolConfig) -> Self {
         self.props.execution_isolation_strategy = Some(IsolationStrategy::Thread);
         self.pool_props = ThreadPoolProperties::from_config(&config);
         self
     }
 
-    /// The circuit breaker's settings (default Hystrix's: 20 requests, 50 % errors, 5 s).
+    /// The circuit breaker's settings (default Hystrix's: 20 requests, 50 % errors, 5 s). The
+    /// fields that differ from the defaults are set in code; the others stay open to the
+    /// file's `[command.default]`.
     pub fn breaker(mut self, config: BreakerConfig) -> Self {
         self.props.set_breaker(&config);
         self

@@ -254,25 +254,56 @@ impl CommandProperties {
         })
     }
 
-    /// Properties that set every breaker setting of `config` (what
-    /// [`CommandBuilder::breaker`](crate::CommandBuilder::breaker) records as set in code).
+    /// Records the breaker settings of `config` that differ from the defaults, as set in code
+    /// (what [`CommandBuilder::breaker`](crate::CommandBuilder::breaker) does): the fields left
+    /// at their defaults stay open to the file's `[command.default]`.
     pub(crate) fn set_breaker(&mut self, config: &BreakerConfig) {
-        self.circuit_breaker_enabled = Some(config.enabled);
-        self.circuit_breaker_request_volume_threshold = Some(config.request_volume_threshold);
-        self.circuit_breaker_error_threshold_percentage = Some(config.error_threshold_percentage);
-        self.circuit_breaker_sleep_window_in_milliseconds =
-            Some(config.sleep_window.as_millis() as u64);
-        self.circuit_breaker_force_open = Some(config.force_open);
-        self.circuit_breaker_force_closed = Some(config.force_closed);
-        self.circuit_breaker_half_open_probes = Some(config.half_open_probes);
-        self.circuit_breaker_consecutive_failures = config.consecutive_failures;
-        self.circuit_breaker_slow_call_threshold_in_milliseconds =
-            config.slow_call_threshold.map(|d| d.as_millis() as u64);
-        self.metrics_health_snapshot_interval_in_milliseconds =
-            Some(config.health_snapshot_interval.as_millis() as u64);
+        let d = BreakerConfig::default();
+        fn set<T: PartialEq>(slot: &mut Option<T>, value: T, default: T) {
+            if value != default {
+                *slot = Some(value);
+            }
+        }
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        set(&mut self.circuit_breaker_enabled, config.enabled, d.enabled);
+        set(
+            &mut self.circuit_breaker_request_volume_threshold,
+            config.request_volume_threshold,
+            d.request_volume_threshold,
+        );
+        set(
+            &mut self.circuit_breaker_error_threshold_percentage,
+            config.error_threshold_percentage,
+            d.error_threshold_percentage,
+        );
+        set(
+            &mut self.circuit_breaker_sleep_window_in_milliseconds,
+            ms(config.sleep_window),
+            ms(d.sleep_window),
+        );
+        set(&mut self.circuit_breaker_force_open, config.force_open, d.force_open);
+        set(&mut self.circuit_breaker_force_closed, config.force_closed, d.force_closed);
+        set(
+            &mut self.circuit_breaker_half_open_probes,
+            config.half_open_probes,
+            d.half_open_probes,
+        );
+        if config.consecutive_failures.is_some() {
+            self.circuit_breaker_consecutive_failures = config.consecutive_failures;
+        }
+        if let Some(slow) = config.slow_call_threshold {
+            self.circuit_breaker_slow_call_threshold_in_milliseconds = Some(ms(slow));
+        }
+        set(
+            &mut self.metrics_health_snapshot_interval_in_milliseconds,
+            ms(config.health_snapshot_interval),
+            ms(d.health_snapshot_interval),
+        );
         if let HealthWindow::Time(w) = config.window {
-            self.metrics_rolling_stats_time_in_milliseconds = Some(w.length().as_millis() as u64);
-            self.metrics_rolling_stats_num_buckets = Some(w.buckets());
+            if config.window != d.window {
+                self.metrics_rolling_stats_time_in_milliseconds = Some(ms(w.length()));
+                self.metrics_rolling_stats_num_buckets = Some(w.buckets());
+            }
         }
     }
 }
@@ -328,21 +359,33 @@ impl ThreadPoolProperties {
         Ok(config)
     }
 
-    /// Properties that set every setting of `config`.
+    /// Properties recording the settings of `config` that differ from Hystrix's defaults,
+    /// as set in code: the fields left at their defaults stay open to `[threadpool.default]`.
     pub(crate) fn from_config(config: &ThreadPoolConfig) -> Self {
+        let d = ThreadPoolConfig::default();
+        fn changed<T: PartialEq>(value: T, default: T) -> Option<T> {
+            (value != default).then_some(value)
+        }
+        let window = config.window != d.window;
         Self {
-            core_size: Some(config.core_size),
-            maximum_size: Some(config.maximum_size),
-            allow_maximum_size_to_diverge_from_core_size: Some(
+            core_size: changed(config.core_size, d.core_size),
+            maximum_size: changed(config.maximum_size, d.maximum_size),
+            allow_maximum_size_to_diverge_from_core_size: changed(
                 config.allow_maximum_size_to_diverge_from_core_size,
+                d.allow_maximum_size_to_diverge_from_core_size,
             ),
-            keep_alive_time_minutes: Some(config.keep_alive.as_secs().div_ceil(60)),
-            max_queue_size: Some(config.max_queue_size),
-            queue_size_rejection_threshold: Some(config.queue_size_rejection_threshold),
-            metrics_rolling_stats_time_in_milliseconds: Some(
-                config.window.length().as_millis() as u64
+            keep_alive_time_minutes: changed(
+                config.keep_alive.as_secs().div_ceil(60),
+                d.keep_alive.as_secs().div_ceil(60),
             ),
-            metrics_rolling_stats_num_buckets: Some(config.window.buckets()),
+            max_queue_size: changed(config.max_queue_size, d.max_queue_size),
+            queue_size_rejection_threshold: changed(
+                config.queue_size_rejection_threshold,
+                d.queue_size_rejection_threshold,
+            ),
+            metrics_rolling_stats_time_in_milliseconds: window
+                .then(|| u64::try_from(config.window.length().as_millis()).unwrap_or(u64::MAX)),
+            metrics_rolling_stats_num_buckets: window.then(|| config.window.buckets()),
         }
     }
 }
