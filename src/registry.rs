@@ -143,13 +143,15 @@ impl Registry {
         let none = CommandProperties::default();
         for key in file.command.keys() {
             if !commands.contains_key(key.as_str()) {
-                file.command(key, &none).resolve(&format!("command.{key}"))?;
+                file.command(key, &none)
+                    .resolve(&format!("command.{key}"))?;
             }
         }
         let no_pool = ThreadPoolProperties::default();
         for key in file.threadpool.keys() {
             if !pools.contains_key(key.as_str()) {
-                file.pool(key, &no_pool).resolve(&format!("threadpool.{key}"))?;
+                file.pool(key, &no_pool)
+                    .resolve(&format!("threadpool.{key}"))?;
             }
         }
         let mut pool_configs = Vec::with_capacity(pools.len());

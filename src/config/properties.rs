@@ -281,8 +281,16 @@ impl CommandProperties {
             ms(config.sleep_window),
             ms(d.sleep_window),
         );
-        set(&mut self.circuit_breaker_force_open, config.force_open, d.force_open);
-        set(&mut self.circuit_breaker_force_closed, config.force_closed, d.force_closed);
+        set(
+            &mut self.circuit_breaker_force_open,
+            config.force_open,
+            d.force_open,
+        );
+        set(
+            &mut self.circuit_breaker_force_closed,
+            config.force_closed,
+            d.force_closed,
+        );
         set(
             &mut self.circuit_breaker_half_open_probes,
             config.half_open_probes,
