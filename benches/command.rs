@@ -44,30 +44,13 @@ const LIMIT: u32 = 1_000;
 const TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `harness::two_callers`, with each caller thread inside `handle`'s runtime (the timeouts
-/// create a `Sleep` in `call`). The timing is `harness::one_caller`'s on each thread.
+/// create a `Sleep` in `call`).
 fn two_callers_in<S>(handle: &Handle, svc: &S, iters: u64) -> Duration
 where
     S: Service<u64, Response = u64> + Clone + Send,
     S::Error: std::fmt::Debug,
 {
-    let barrier = Barrier::new(2);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..2)
-            .map(|_| {
-                let (barrier, svc) = (&barrier, svc.clone());
-                scope.spawn(move || {
-                    let _runtime = handle.enter();
-                    barrier.wait();
-                    harness::one_caller(&svc, iters)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("caller thread"))
-            .max()
-            .unwrap_or_default()
-    })
+    harness::two_callers_with(svc, iters, || handle.enter())
 }
 
 fn current_thread() -> Runtime {

@@ -56,7 +56,18 @@ where
 }
 
 /// Two threads, each making `iters` requests on its own clone; the wall time of the slower.
+#[allow(dead_code)] // not every benchmark that includes the harness uses it
 pub(crate) fn two_callers<S>(svc: &S, iters: u64) -> Duration
+where
+    S: Service<u64, Response = u64> + Clone + Send,
+    S::Error: std::fmt::Debug,
+{
+    two_callers_with(svc, iters, || ())
+}
+
+/// [`two_callers`], each thread first calling `setup` and keeping what it returns (say, a
+/// runtime's enter guard) while it measures.
+pub(crate) fn two_callers_with<S, G>(svc: &S, iters: u64, setup: impl Fn() -> G + Sync) -> Duration
 where
     S: Service<u64, Response = u64> + Clone + Send,
     S::Error: std::fmt::Debug,
@@ -65,8 +76,9 @@ where
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..2)
             .map(|_| {
-                let (barrier, svc) = (&barrier, svc.clone());
+                let (barrier, svc, setup) = (&barrier, svc.clone(), &setup);
                 scope.spawn(move || {
+                    let _guard = setup();
                     barrier.wait();
                     one_caller(&svc, iters)
                 })
