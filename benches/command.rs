@@ -27,7 +27,6 @@ mod harness;
 
 use std::{
     hint::black_box,
-    sync::Barrier,
     time::{Duration, Instant},
 };
 
@@ -98,23 +97,10 @@ where
     S: Service<u64, Response = u64> + Clone + Send,
     S::Error: std::fmt::Debug,
 {
-    let barrier = Barrier::new(2);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = rts
-            .iter()
-            .map(|rt| {
-                let (barrier, svc) = (&barrier, svc.clone());
-                scope.spawn(move || {
-                    barrier.wait();
-                    rt_one_caller(rt, &svc, iters)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("caller thread"))
-            .max()
-            .unwrap_or_default()
+    let [a, b] = rts;
+    harness::on_two_threads([(a, svc.clone()), (b, svc.clone())], |(rt, svc), start| {
+        start();
+        rt_one_caller(rt, &svc, iters)
     })
 }
 
@@ -222,23 +208,10 @@ fn op_one_caller(op: &(impl Fn(u64) -> u64 + Sync), iters: u64) -> Duration {
 /// `op_one_caller` on two threads at once, inside `handle`'s runtime; the wall time of the
 /// slower.
 fn op_two_callers(handle: &Handle, op: &(impl Fn(u64) -> u64 + Sync), iters: u64) -> Duration {
-    let barrier = Barrier::new(2);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..2)
-            .map(|_| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let _runtime = handle.enter();
-                    barrier.wait();
-                    op_one_caller(op, iters)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("caller thread"))
-            .max()
-            .unwrap_or_default()
+    harness::on_two_threads([(), ()], |(), start| {
+        let _runtime = handle.enter();
+        start();
+        op_one_caller(op, iters)
     })
 }
 

@@ -72,19 +72,30 @@ where
     S: Service<u64, Response = u64> + Clone + Send,
     S::Error: std::fmt::Debug,
 {
+    on_two_threads([svc.clone(), svc.clone()], |svc, start| {
+        let _guard = setup();
+        start();
+        one_caller(&svc, iters)
+    })
+}
+
+/// Runs `run` on two threads at once, one per input; the wall time of the slower. Each run
+/// calls the `start` it is given when its set-up is done: both measure from the same moment.
+pub(crate) fn on_two_threads<T: Send>(
+    inputs: [T; 2],
+    run: impl Fn(T, &dyn Fn()) -> Duration + Sync,
+) -> Duration {
     let barrier = Barrier::new(2);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..2)
-            .map(|_| {
-                let (barrier, svc, setup) = (&barrier, svc.clone(), &setup);
+        inputs
+            .map(|input| {
+                let (barrier, run) = (&barrier, &run);
                 scope.spawn(move || {
-                    let _guard = setup();
-                    barrier.wait();
-                    one_caller(&svc, iters)
+                    run(input, &|| {
+                        barrier.wait();
+                    })
                 })
             })
-            .collect();
-        handles
             .into_iter()
             .map(|h| h.join().expect("caller thread"))
             .max()

@@ -30,16 +30,6 @@ impl FailureKind {
     pub const fn executed(self) -> bool {
         matches!(self, Self::TimedOut | Self::Failed)
     }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Self::ShortCircuited => "short-circuited (circuit open)",
-            Self::SemaphoreRejected => "rejected (execution semaphore full)",
-            Self::ThreadPoolRejected => "rejected (thread pool full)",
-            Self::TimedOut => "timed out",
-            Self::Failed => "failed",
-        }
-    }
 }
 
 /// What a fallback is given besides the request: the class of failure, and the dependency's
@@ -137,6 +127,20 @@ pub enum ErrorKind {
     /// The dependency returned an error that the classifier counts as a success (not a sign of
     /// ill health, say "not found"): returned as it is, without a fallback.
     Inner,
+}
+
+impl ErrorKind {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad request",
+            Self::ShortCircuited => "short-circuited (circuit open)",
+            Self::SemaphoreRejected => "rejected (execution semaphore full)",
+            Self::ThreadPoolRejected => "rejected (thread pool full)",
+            Self::TimedOut => "timed out",
+            Self::Failed => "failed",
+            Self::Inner => "error",
+        }
+    }
 }
 
 impl From<FailureKind> for ErrorKind {
@@ -281,21 +285,9 @@ impl CommandError {
 impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.command)?;
-        match self.kind {
-            ErrorKind::BadRequest => f.write_str("bad request")?,
-            ErrorKind::ShortCircuited => f.write_str(FailureKind::ShortCircuited.describe())?,
-            ErrorKind::SemaphoreRejected => {
-                f.write_str(FailureKind::SemaphoreRejected.describe())?
-            }
-            ErrorKind::ThreadPoolRejected => {
-                f.write_str(FailureKind::ThreadPoolRejected.describe())?
-            }
-            ErrorKind::TimedOut => match self.timeout {
-                Some(t) => write!(f, "timed out after {} ms", t.as_millis())?,
-                None => f.write_str("timed out")?,
-            },
-            ErrorKind::Failed => f.write_str(FailureKind::Failed.describe())?,
-            ErrorKind::Inner => f.write_str("error")?,
+        f.write_str(self.kind.describe())?;
+        if let (ErrorKind::TimedOut, Some(t)) = (self.kind, self.timeout) {
+            write!(f, " after {} ms", t.as_millis())?;
         }
         if let (ErrorKind::BadRequest | ErrorKind::Failed | ErrorKind::Inner, Some(e)) =
             (self.kind, &self.source)

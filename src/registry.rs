@@ -51,7 +51,8 @@ pub struct Registry {
 
 struct Inner {
     file: ArcSwap<ConfigFile>,
-    source: Mutex<Option<PathBuf>>,
+    /// The file given to `load_file`, and the text of it in force.
+    source: Mutex<Option<(PathBuf, String)>>,
     /// Commands and pools, locked in this order.
     commands: Mutex<BTreeMap<CommandKey, Command>>,
     pools: Mutex<BTreeMap<ThreadPoolKey, PoolEntry>>,
@@ -98,7 +99,7 @@ impl Registry {
         let path = path.as_ref().to_path_buf();
         let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::io(path.clone(), &e))?;
         self.load_text(&text, Some(path.clone()))?;
-        *lock(&self.inner.source) = Some(path);
+        *lock(&self.inner.source) = Some((path, text));
         Ok(())
     }
 
@@ -110,7 +111,7 @@ impl Registry {
     /// Reads the file given to [`load_file`](Self::load_file) again and puts it in force; an
     /// invalid file is refused and the configuration in force stays.
     pub fn reload(&self) -> Result<(), ConfigError> {
-        let Some(path) = lock(&self.inner.source).clone() else {
+        let Some(path) = self.source() else {
             return Err(ConfigError::invalid(
                 "file",
                 "none was loaded: call load_file first",
@@ -121,7 +122,16 @@ impl Registry {
 
     /// The file given to [`load_file`](Self::load_file), if any.
     pub fn source(&self) -> Option<PathBuf> {
-        lock(&self.inner.source).clone()
+        lock(&self.inner.source)
+            .as_ref()
+            .map(|(path, _)| path.clone())
+    }
+
+    /// Whether `text` is that of the file in force.
+    fn in_force(&self, text: &str) -> bool {
+        lock(&self.inner.source)
+            .as_ref()
+            .is_some_and(|(_, applied)| applied == text)
     }
 
     fn load_text(&self, text: &str, path: Option<PathBuf>) -> Result<(), ConfigError> {
@@ -236,15 +246,12 @@ impl Registry {
             })?;
         let metrics = CommandMetrics::with_clock(
             key.clone(),
-            group.clone(),
-            pool_key.clone(),
+            group,
+            pool_key,
             settings.metrics,
             clock.clone(),
         );
         let core = CommandCore {
-            key: key.clone(),
-            group,
-            pool_key,
             circuit,
             metrics,
             semaphore: Semaphore::new(settings.max_concurrent_requests),
@@ -304,7 +311,8 @@ impl Registry {
         let registry = self.clone();
         let interval = interval.max(Duration::from_millis(1));
         let task = tokio::spawn(async move {
-            let mut last: Option<String> = None;
+            // The last version refused, so that it is not refused (and logged) again.
+            let mut refused: Option<String> = None;
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -324,18 +332,20 @@ impl Registry {
                     }
                     Err(_) => continue,
                 };
-                if last.as_deref() == Some(text.as_str()) {
+                if registry.in_force(&text) || refused.as_deref() == Some(text.as_str()) {
                     continue;
                 }
                 match registry.load_text(&text, Some(path.clone())) {
                     Ok(()) => {
-                        tracing::info!(path = %path.display(), "Hystrix configuration reloaded")
+                        tracing::info!(path = %path.display(), "Hystrix configuration reloaded");
+                        *lock(&registry.inner.source) = Some((path, text));
+                        refused = None;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "Hystrix configuration refused; the previous one stays in force")
+                        tracing::warn!(error = %e, "Hystrix configuration refused; the previous one stays in force");
+                        refused = Some(text);
                     }
                 }
-                last = Some(text);
             }
         });
         WatchHandle { task }

@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::{Command, Handling};
-use crate::{CommandError, Failure, FailureKind, FallbackError, cache::BoxFuture};
+use crate::{CommandError, Failure, FailureKind, FallbackError, SharedError, cache::BoxFuture};
 
 pin_project! {
     /// The response future of a [`CommandService`](super::CommandService).
@@ -158,7 +158,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
             (outcome, Err(e)) => {
                 self.record_latency(Some(exec));
                 core.metrics.mark(Ev::ExceptionThrown);
-                let key = core.key.clone();
+                let key = self.command.key().clone();
                 State::ready(Err(if outcome == Outcome::BadRequest {
                     CommandError::bad_request(key, Arc::from(e))
                 } else {
@@ -179,15 +179,21 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         self.fall_back_state(Failure::new(FailureKind::TimedOut, None), None, Some(exec))
     }
 
-    /// A call that failed before it ran: the fallback's future.
-    pub(crate) fn fall_back<F>(
+    /// A call refused before it ran (open circuit, full bulkhead): records `event` for the
+    /// command and, when the circuit admitted the call, for the circuit; then falls back.
+    pub(crate) fn rejected<F>(
         self,
-        failure: Failure,
-        response: Option<Res>,
-        exec: Option<Duration>,
+        permit: Option<Permit>,
+        event: Ev,
+        kind: FailureKind,
+        error: SharedError,
     ) -> ResponseFuture<F, Res, K> {
+        if let Some(permit) = permit {
+            permit.record(event);
+        }
+        self.command.core.metrics.mark(event);
         ResponseFuture {
-            state: self.fall_back_state(failure, response, exec),
+            state: self.fall_back_state(Failure::new(kind, Some(error)), None, None),
             call: None,
         }
     }
@@ -269,7 +275,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
             None => {
                 metrics.mark(Ev::ExceptionThrown);
                 Err(CommandError::failed(
-                    self.command.core.key.clone(),
+                    self.command.key().clone(),
                     failure,
                     fallback,
                     self.timeout,

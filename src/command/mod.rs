@@ -48,10 +48,8 @@ pub struct Command {
 }
 
 pub(crate) struct CommandCore {
-    pub(crate) key: CommandKey,
-    pub(crate) group: GroupKey,
-    pub(crate) pool_key: ThreadPoolKey,
     pub(crate) circuit: Circuit,
+    /// Also holds the command's key, group and pool key.
     pub(crate) metrics: CommandMetrics,
     pub(crate) semaphore: Semaphore,
     pub(crate) fallback_semaphore: Semaphore,
@@ -99,17 +97,17 @@ impl Command {
 
     /// The command's key.
     pub fn key(&self) -> &CommandKey {
-        &self.core.key
+        self.core.metrics.key()
     }
 
     /// The command's group.
     pub fn group(&self) -> &GroupKey {
-        &self.core.group
+        self.core.metrics.group()
     }
 
     /// The thread pool the command runs on (or reports, with semaphore isolation).
     pub fn thread_pool_key(&self) -> &ThreadPoolKey {
-        &self.core.pool_key
+        self.core.metrics.pool()
     }
 
     /// The command's circuit: its state, and the operator's force open / closed.
@@ -169,7 +167,7 @@ impl CommandCore {
             || settings.thread_pool_key_override != old.thread_pool_key_override
         {
             tracing::warn!(
-                command = %self.key,
+                command = %self.metrics.key(),
                 "isolation strategy, metrics windows and thread pool override are fixed once a command is built; restart to change them"
             );
             settings.isolation = old.isolation;
@@ -179,7 +177,7 @@ impl CommandCore {
         settings.breaker.window = old.breaker.window;
         if let Err(e) = self.circuit.update(settings.breaker.clone()) {
             // Resolved settings were validated; keep the old breaker settings if not.
-            tracing::warn!(command = %self.key, error = %e, "circuit breaker settings refused");
+            tracing::warn!(command = %self.metrics.key(), error = %e, "circuit breaker settings refused");
             settings.breaker = old.breaker.clone();
         }
         self.semaphore.set_limit(settings.max_concurrent_requests);
@@ -202,9 +200,9 @@ impl CommandCore {
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Command")
-            .field("key", &self.core.key)
-            .field("group", &self.core.group)
-            .field("pool", &self.core.pool_key)
+            .field("key", self.key())
+            .field("group", self.group())
+            .field("pool", self.thread_pool_key())
             .field("circuit", &self.core.circuit.state())
             .finish_non_exhaustive()
     }

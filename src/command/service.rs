@@ -15,7 +15,7 @@ use super::{
     coalesce::Joined,
     future::{Call, Exec, ResponseFuture},
 };
-use crate::{CommandError, Failure, FailureKind};
+use crate::{CommandError, FailureKind};
 
 /// A service wrapped by a [`Command`]; see [`CommandLayer`](super::CommandLayer).
 ///
@@ -81,11 +81,11 @@ where
         let permit = match core.circuit.try_acquire() {
             Ok(permit) => permit,
             Err(e) => {
-                core.metrics.mark(Ev::ShortCircuited);
-                return call.fall_back(
-                    Failure::new(FailureKind::ShortCircuited, Some(Arc::new(e))),
+                return call.rejected(
                     None,
-                    None,
+                    Ev::ShortCircuited,
+                    FailureKind::ShortCircuited,
+                    Arc::new(e),
                 );
             }
         };
@@ -99,12 +99,11 @@ where
                     }
                 }
                 Err(e) => {
-                    permit.record(Ev::SemaphoreRejected);
-                    core.metrics.mark(Ev::SemaphoreRejected);
-                    return call.fall_back(
-                        Failure::new(FailureKind::SemaphoreRejected, Some(Arc::new(e))),
-                        None,
-                        None,
+                    return call.rejected(
+                        Some(permit),
+                        Ev::SemaphoreRejected,
+                        FailureKind::SemaphoreRejected,
+                        Arc::new(e),
                     );
                 }
             },
@@ -122,12 +121,11 @@ where
                         Exec::Pool { task }
                     }
                     Err(e) => {
-                        permit.record(Ev::ThreadPoolRejected);
-                        core.metrics.mark(Ev::ThreadPoolRejected);
-                        return call.fall_back(
-                            Failure::new(FailureKind::ThreadPoolRejected, Some(Arc::new(e))),
-                            None,
-                            None,
+                        return call.rejected(
+                            Some(permit),
+                            Ev::ThreadPoolRejected,
+                            FailureKind::ThreadPoolRejected,
+                            Arc::new(e),
                         );
                     }
                 }
@@ -153,7 +151,7 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner
             .poll_ready(cx)
-            .map_err(|e| CommandError::lost(self.command.core.key.clone(), Arc::from(e.into())))
+            .map_err(|e| CommandError::lost(self.command.key().clone(), Arc::from(e.into())))
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
@@ -193,7 +191,7 @@ where
                     }
                     result
                 });
-                let key = self.command.core.key.clone();
+                let key = self.command.key().clone();
                 ResponseFuture::boxed(Box::pin(async move {
                     task.await
                         .unwrap_or_else(|e| Err(CommandError::lost(key, Arc::new(e))))
