@@ -22,6 +22,7 @@ pub mod event;
 mod health;
 mod key;
 pub mod metrics;
+pub mod report;
 pub mod rolling;
 
 pub use self::{
@@ -29,9 +30,16 @@ pub use self::{
     event::{Event, HystrixEventType, ThreadPoolEventType},
     health::{HealthCache, HealthCounts},
     key::{CommandKey, GroupKey, ThreadPoolKey},
-    metrics::{CommandMetrics, CommandSnapshot, Executing, MetricsConfig, ThreadPoolMetrics},
+    metrics::{
+        CommandMetrics, CommandSnapshot, Executing, LatencyCursors, LatencyKind, MetricsConfig,
+        ThreadPoolMetrics,
+    },
+    report::{
+        CircuitStatus, CommandReport, CommandSettingsReport, CommandSource, IsolationStrategy,
+        ThreadPoolReport, ThreadPoolSettingsReport, ThreadPoolSource,
+    },
     rolling::{
-        CountWindow, EventCounts, InvalidWindow, LatencySnapshot, PERCENTILES, RollingCounter,
-        RollingPercentile, RollingWindow,
+        CountWindow, EventCounts, InvalidWindow, LatencyCursor, LatencySnapshot, PERCENTILES,
+        RollingCounter, RollingPercentile, RollingWindow,
     },
 };

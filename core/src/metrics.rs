@@ -17,8 +17,8 @@ use std::{
 };
 
 use crate::{
-    Clock, CommandKey, EventCounts, GroupKey, HealthCounts, HystrixEventType, LatencySnapshot,
-    RollingCounter, RollingPercentile, RollingWindow, ThreadPoolKey,
+    Clock, CommandKey, EventCounts, GroupKey, HealthCounts, HystrixEventType, LatencyCursor,
+    LatencySnapshot, RollingCounter, RollingPercentile, RollingWindow, ThreadPoolKey,
 };
 
 /// The windows a command's metrics keep (Hystrix's `metrics.rollingStats.*` and
@@ -169,6 +169,26 @@ impl CommandMetrics {
             .record(total, self.inner.clock.coarse_now());
     }
 
+    /// Visits the execution and total latencies of the buckets completed since `cursors`, as
+    /// `(latency, milliseconds, count)`; see [`RollingPercentile::drain_completed`].
+    pub fn drain_latencies(
+        &self,
+        cursors: &mut LatencyCursors,
+        mut visit: impl FnMut(LatencyKind, u64, u64),
+    ) {
+        let now = self.inner.clock.coarse_now();
+        self.inner
+            .execute
+            .drain_completed(&mut cursors.execute, now, |ms, n| {
+                visit(LatencyKind::Execute, ms, n)
+            });
+        self.inner
+            .total
+            .drain_completed(&mut cursors.total, now, |ms, n| {
+                visit(LatencyKind::Total, ms, n)
+            });
+    }
+
     /// Counts one execution as running until the guard is dropped, and raises the rolling
     /// maximum of concurrent executions.
     #[inline]
@@ -220,6 +240,22 @@ impl fmt::Debug for CommandMetrics {
             .field("pool", &self.inner.pool)
             .finish_non_exhaustive()
     }
+}
+
+/// Which latency of a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LatencyKind {
+    /// The inner service alone (`latencyExecute`).
+    Execute,
+    /// From the caller's `call` to its result (`latencyTotal`).
+    Total,
+}
+
+/// Where a reader of [`CommandMetrics::drain_latencies`] stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencyCursors {
+    execute: LatencyCursor,
+    total: LatencyCursor,
 }
 
 /// A running execution, counted as concurrent until dropped (completion, cancellation or

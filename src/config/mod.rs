@@ -39,8 +39,9 @@ use std::{error::Error, fmt, path::PathBuf};
 
 pub(crate) use self::properties::ConfigFile;
 pub use self::properties::{
-    CommandProperties, CommandSettings, DEFAULT_TIMEOUT, IsolationStrategy, ThreadPoolProperties,
+    CommandProperties, CommandSettings, DEFAULT_TIMEOUT, ThreadPoolProperties,
 };
+pub use hystrix_core::IsolationStrategy;
 
 /// A configuration was refused: a file that does not parse, a property with a bad value, a
 /// command built with bad settings. Whatever was in force before stays in force.

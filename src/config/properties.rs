@@ -1,36 +1,13 @@
 //! Hystrix's command and thread-pool properties, in snake_case, and how they resolve.
 
-use std::{collections::BTreeMap, fmt, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use hystrix_breaker::{BreakerConfig, HealthWindow};
 use hystrix_bulkhead::ThreadPoolConfig;
-use hystrix_core::{MetricsConfig, RollingWindow};
+use hystrix_core::{IsolationStrategy, MetricsConfig, RollingWindow};
 use serde::Deserialize;
 
 use super::ConfigError;
-
-/// How a command isolates its dependency (`execution.isolation.strategy`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum IsolationStrategy {
-    /// The dependency's future runs on the command's thread pool: a blocking or hanging client
-    /// can only exhaust the pool's own threads.
-    Thread,
-    /// The dependency's future runs on the caller's task, at most
-    /// `execution_isolation_semaphore_max_concurrent_requests` at once. The default here (Hystrix
-    /// defaults to `THREAD`): an async client that never blocks is bounded as well by a
-    /// semaphore, without a hand-off between threads.
-    Semaphore,
-}
-
-impl fmt::Display for IsolationStrategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Thread => "THREAD",
-            Self::Semaphore => "SEMAPHORE",
-        })
-    }
-}
 
 macro_rules! properties {
     (

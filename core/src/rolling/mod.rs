@@ -9,7 +9,7 @@ use std::{error::Error, fmt, time::Duration};
 pub use self::{
     count::CountWindow,
     counter::{EventCounts, RollingCounter},
-    percentile::{LatencySnapshot, PERCENTILES, RollingPercentile},
+    percentile::{LatencyCursor, LatencySnapshot, PERCENTILES, RollingPercentile},
 };
 
 /// The shape of a time window: its length and the number of buckets it is cut into.

@@ -66,6 +66,13 @@ fn value_of(index: usize) -> u64 {
     low + ((1 << shift) - 1) / 2
 }
 
+/// Where a reader of [`RollingPercentile::drain_completed`] stands: the first bucket it has
+/// not read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencyCursor {
+    next: u64,
+}
+
 /// Mean and percentiles of latency over a window, in whole milliseconds, as the stream wants.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LatencySnapshot {
@@ -176,6 +183,37 @@ impl RollingPercentile {
         let snap = self.compute(bucket);
         *cache = Some((bucket, snap));
         snap
+    }
+
+    /// Visits every latency of the buckets completed since `cursor` (and still in the
+    /// window at `now`) as `(milliseconds, count)` pairs, values within the histogram's
+    /// precision, then moves `cursor` past them. Each completed bucket is visited once, so a
+    /// reader that calls this more often than once per window sees every latency once:
+    /// this is how latencies reach Prometheus histograms without costing the recording path.
+    /// A new cursor ([`LatencyCursor::default`]) starts with the buckets in the window.
+    pub fn drain_completed(
+        &self,
+        cursor: &mut LatencyCursor,
+        now: Instant,
+        mut visit: impl FnMut(u64, u64),
+    ) {
+        let now = millis_since(self.origin, now) / self.window.bucket_ms();
+        let first = now
+            .saturating_sub(u64::from(self.window.buckets()))
+            .max(cursor.next);
+        for bucket in first..now {
+            let s = self.slot_index(bucket);
+            if self.meta[s * META].load(Ordering::Acquire) != bucket {
+                continue;
+            }
+            for (i, c) in self.counts[s * LEN..(s + 1) * LEN].iter().enumerate() {
+                let c = c.load(Ordering::Relaxed);
+                if c > 0 {
+                    visit(value_of(i), u64::from(c));
+                }
+            }
+        }
+        cursor.next = cursor.next.max(now);
     }
 
     fn compute(&self, now: u64) -> LatencySnapshot {
@@ -343,5 +381,38 @@ mod tests {
             let s = p.snapshot(clock.now());
             assert_eq!(s.count, 1, "gap {gap}");
         }
+    }
+
+    #[test]
+    fn drain_visits_each_completed_bucket_once() {
+        let clock = ManualClock::new();
+        let p = RollingPercentile::new(RollingWindow::PERCENTILES, clock.now());
+        let mut cursor = LatencyCursor::default();
+        let drain = |cursor: &mut LatencyCursor| {
+            let mut seen = Vec::new();
+            p.drain_completed(cursor, clock.now(), |ms, n| seen.push((ms, n)));
+            seen
+        };
+        p.record(Duration::from_millis(3), clock.now());
+        p.record(Duration::from_millis(3), clock.now());
+        p.record(Duration::from_millis(200), clock.now());
+        assert_eq!(drain(&mut cursor), vec![], "bucket still filling");
+        clock.advance(Duration::from_secs(10));
+        p.record(Duration::from_millis(7), clock.now());
+        let first = drain(&mut cursor);
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[0], (3, 2));
+        assert!(first[1].0.abs_diff(200) <= 200 / HALF && first[1].1 == 1);
+        assert_eq!(drain(&mut cursor), vec![], "read once");
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(drain(&mut cursor), vec![(7, 1)]);
+        // A reader away longer than the window reads what the window still holds.
+        p.record(Duration::from_millis(9), clock.now());
+        clock.advance(Duration::from_secs(600));
+        assert_eq!(drain(&mut cursor), vec![]);
+        // A new reader starts with the window.
+        p.record(Duration::from_millis(11), clock.now());
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(drain(&mut LatencyCursor::default()), vec![(11, 1)]);
     }
 }
