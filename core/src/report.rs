@@ -9,7 +9,8 @@
 use std::{fmt, time::Duration};
 
 use crate::{
-    CommandKey, CommandSnapshot, MetricsConfig, RollingWindow, ThreadPoolKey, ThreadPoolMetrics,
+    CommandKey, CommandSnapshot, LatencyCursors, LatencyKind, MetricsConfig, RollingWindow,
+    ThreadPoolKey, ThreadPoolMetrics,
 };
 
 /// How a command isolates its dependency (`execution.isolation.strategy`).
@@ -224,6 +225,17 @@ pub trait CommandSource: Send + Sync + 'static {
 
     /// The command now.
     fn report(&self) -> CommandReport;
+
+    /// Visits the latencies completed since `cursors`, as
+    /// [`CommandMetrics::drain_latencies`](crate::CommandMetrics::drain_latencies) does; what
+    /// Prometheus histograms are fed with. The default visits nothing: a source without
+    /// latencies.
+    fn drain_latencies(
+        &self,
+        _cursors: &mut LatencyCursors,
+        _visit: &mut dyn FnMut(LatencyKind, u64, u64),
+    ) {
+    }
 }
 
 /// Something that reports a thread pool: what the stream's registry holds.

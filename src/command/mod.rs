@@ -17,9 +17,12 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use hystrix_breaker::{BoxError, Circuit, Classify};
+use hystrix_breaker::{BoxError, Circuit, Classify, Mode, State};
 use hystrix_bulkhead::{Semaphore, ThreadPool};
-use hystrix_core::{Clock, CommandKey, CommandMetrics, CommandSnapshot, GroupKey, ThreadPoolKey};
+use hystrix_core::{
+    CircuitStatus, Clock, CommandKey, CommandMetrics, CommandReport, CommandSettingsReport,
+    CommandSnapshot, CommandSource, GroupKey, LatencyCursors, LatencyKind, ThreadPoolKey,
+};
 
 use self::coalesce::Coalesce;
 pub use self::{
@@ -194,6 +197,69 @@ impl CommandCore {
         self.cache_enabled
             .store(settings.request_cache_enabled, Ordering::Relaxed);
         self.settings.store(Arc::new(settings));
+    }
+}
+
+impl CommandSource for Command {
+    fn key(&self) -> &CommandKey {
+        self.core.metrics.key()
+    }
+
+    /// The command's metrics, with the circuit's health, state and settings. Two settings
+    /// have no property here and are reported as what this crate does: a timed-out future is
+    /// dropped (`interruptOnTimeout` true; a thread blocked in synchronous code finishes on
+    /// its own), and there is no request log (`requestLogEnabled` false).
+    fn report(&self) -> CommandReport {
+        let core = &*self.core;
+        let settings = core.settings.load();
+        let mode = core.circuit.mode();
+        let circuit = match mode {
+            Mode::ForcedOpen => CircuitStatus::Open,
+            Mode::ForcedClosed | Mode::Disabled => CircuitStatus::Closed,
+            Mode::Normal => match core.circuit.state() {
+                State::Closed => CircuitStatus::Closed,
+                State::Open => CircuitStatus::Open,
+                State::HalfOpen => CircuitStatus::HalfOpen,
+            },
+        };
+        let mut metrics = core.metrics.snapshot();
+        if mode != Mode::Disabled {
+            metrics.health = core.circuit.health();
+        }
+        let breaker = &settings.breaker;
+        CommandReport {
+            metrics,
+            circuit,
+            settings: CommandSettingsReport {
+                circuit_breaker_enabled: breaker.enabled,
+                circuit_breaker_request_volume_threshold: breaker.request_volume_threshold,
+                circuit_breaker_sleep_window: breaker.sleep_window,
+                circuit_breaker_error_threshold_percentage: u32::from(
+                    breaker.error_threshold_percentage,
+                ),
+                circuit_breaker_force_open: mode == Mode::ForcedOpen,
+                circuit_breaker_force_closed: mode == Mode::ForcedClosed,
+                health_snapshot_interval: breaker.health_snapshot_interval,
+                isolation: settings.isolation,
+                timeout: core.timeout(),
+                interrupt_on_timeout: true,
+                thread_pool_key_override: settings.thread_pool_key_override.clone(),
+                max_concurrent_requests: settings.max_concurrent_requests,
+                fallback_enabled: settings.fallback_enabled,
+                fallback_max_concurrent_requests: settings.fallback_max_concurrent_requests,
+                request_cache_enabled: settings.request_cache_enabled,
+                request_log_enabled: false,
+                metrics: settings.metrics,
+            },
+        }
+    }
+
+    fn drain_latencies(
+        &self,
+        cursors: &mut LatencyCursors,
+        visit: &mut dyn FnMut(LatencyKind, u64, u64),
+    ) {
+        self.core.metrics.drain_latencies(cursors, visit);
     }
 }
 

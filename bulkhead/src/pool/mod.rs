@@ -52,7 +52,10 @@ use std::{
 };
 
 pub use hystrix_core::ThreadPoolMetrics;
-use hystrix_core::{Clock, RollingCounter, RollingWindow, ThreadPoolEventType, ThreadPoolKey};
+use hystrix_core::{
+    Clock, RollingCounter, RollingWindow, ThreadPoolEventType, ThreadPoolKey, ThreadPoolReport,
+    ThreadPoolSettingsReport, ThreadPoolSource,
+};
 use pin_project_lite::pin_project;
 use tokio::sync::{Notify, oneshot};
 
@@ -384,6 +387,31 @@ impl ThreadPool {
             .lock()
             .config
             .queue_size_rejection_threshold = threshold;
+    }
+}
+
+impl ThreadPoolSource for ThreadPool {
+    fn key(&self) -> &ThreadPoolKey {
+        ThreadPool::key(self)
+    }
+
+    fn report(&self) -> ThreadPoolReport {
+        let config = self.config();
+        ThreadPoolReport {
+            key: self.key().clone(),
+            metrics: self.metrics(),
+            settings: ThreadPoolSettingsReport {
+                core_size: config.core_size,
+                maximum_size: config.maximum_size,
+                actual_maximum_size: config.actual_maximum_size(),
+                allow_maximum_size_to_diverge_from_core_size: config
+                    .allow_maximum_size_to_diverge_from_core_size,
+                max_queue_size: config.max_queue_size,
+                queue_size_rejection_threshold: config.queue_size_rejection_threshold,
+                keep_alive: config.keep_alive,
+                rolling_stats_window: config.window,
+            },
+        }
     }
 }
 
