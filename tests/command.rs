@@ -791,3 +791,56 @@ async fn failure_kinds_reach_the_fallback() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_timeout_counts_from_the_call_not_the_first_poll() {
+    let layer = Command::builder("LatePoll")
+        .registry(&Registry::new())
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(gated(Arc::new(Gate::new(0))));
+    let start = tokio::time::Instant::now();
+    let call = svc.ready().await.unwrap().call(1);
+    // The timer is armed lazily, on the first pending poll: it must still end 100 ms after
+    // the call began.
+    tokio::time::advance(Duration::from_millis(80)).await;
+    let err = call.await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    assert_eq!(layer.command().semaphore().in_flight(), 0);
+    assert_eq!(layer.command().metrics().current_concurrent(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_trial_reopens_the_circuit() {
+    let layer = Command::builder("CancelledTrial")
+        .registry(&Registry::new())
+        .breaker(BreakerConfig {
+            request_volume_threshold: 1,
+            ..BreakerConfig::default()
+        })
+        .build()
+        .unwrap();
+    let mut failing = layer.layer(failing());
+    let _ = failing.ready().await.unwrap().call(1).await;
+    tokio::time::advance(Duration::from_millis(600)).await; // the health snapshot's interval
+    let _ = failing.ready().await.unwrap().call(1).await;
+    let circuit = layer.command().circuit();
+    assert!(circuit.is_open());
+    tokio::time::advance(Duration::from_secs(6)).await; // past the sleep window
+    // The next call is the half-open trial; its caller goes away before it ends.
+    let trial = tokio::spawn(layer.layer(gated(Arc::new(Gate::new(0)))).oneshot(1));
+    settle().await;
+    assert_eq!(circuit.state(), tower_hystrix::State::HalfOpen);
+    trial.abort();
+    let _ = trial.await;
+    assert_eq!(
+        circuit.state(),
+        tower_hystrix::State::Open,
+        "a cancelled trial counts as failed"
+    );
+    assert_eq!(layer.command().semaphore().in_flight(), 0);
+    assert_eq!(layer.command().metrics().current_concurrent(), 0);
+    assert_eq!(counts(&layer).get(Ev::Cancelled), 1);
+}

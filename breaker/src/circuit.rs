@@ -327,16 +327,30 @@ impl Circuit {
     /// counts as a failed one).
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit, ShortCircuited> {
+        self.try_admit().map(|admission| Permit {
+            shared: self.shared.clone(),
+            admission: Some(admission),
+        })
+    }
+
+    /// [`try_acquire`](Self::try_acquire) without a guard, for an owner that keeps the circuit
+    /// itself (a command's response future holds its command, so a permit's own reference to
+    /// the circuit would be one more shared count to touch on every call). Each admission
+    /// must be given to exactly one [`record`](Self::record) or [`cancel`](Self::cancel) of
+    /// this circuit: a trial admission that is lost holds the circuit half-open. Prefer
+    /// [`try_acquire`](Self::try_acquire).
+    #[inline]
+    pub fn try_admit(&self) -> Result<Admission, ShortCircuited> {
         let s = &*self.shared;
         match s.hot.mode.load(Ordering::Acquire) {
             MODE_NORMAL => {}
             MODE_FORCED_OPEN => return Err(s.short_circuit(s.clock.coarse_now(), true)),
-            _ => return Ok(self.permit(None)),
+            _ => return Ok(self.admission(None)),
         }
         let mut word = s.hot.word.load(Ordering::Acquire);
         loop {
             match state_of(word) {
-                CLOSED => return Ok(self.permit(None)),
+                CLOSED => return Ok(self.admission(None)),
                 OPEN => {
                     let now = s.clock.coarse_now();
                     let opened = s.opened_at_ms.load(Ordering::Acquire);
@@ -346,7 +360,7 @@ impl Circuit {
                         return Err(s.short_circuit(now, false));
                     }
                     if let Some(generation) = s.half_open(word, now) {
-                        return Ok(self.permit(Some(generation)));
+                        return Ok(self.admission(Some(generation)));
                     }
                     word = s.hot.word.load(Ordering::Acquire);
                 }
@@ -361,7 +375,7 @@ impl Circuit {
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
-                        Ok(_) => return Ok(self.permit(Some(gen_of(word)))),
+                        Ok(_) => return Ok(self.admission(Some(gen_of(word)))),
                         Err(seen) => word = seen,
                     }
                 }
@@ -370,13 +384,25 @@ impl Circuit {
     }
 
     #[inline]
-    fn permit(&self, trial: Option<u64>) -> Permit {
+    fn admission(&self, trial: Option<u64>) -> Admission {
         let slow = self.shared.hot.slow_call_nanos.load(Ordering::Relaxed);
-        Permit {
-            shared: self.shared.clone(),
+        Admission {
             trial,
             started: (slow != 0).then(|| self.shared.clock.now()),
         }
+    }
+
+    /// Records the outcome of a request admitted by [`try_admit`](Self::try_admit), as
+    /// [`Permit::record`] does.
+    #[inline]
+    pub fn record(&self, admission: Admission, event: Ev) {
+        self.shared.record(admission, event);
+    }
+
+    /// Withdraws a request admitted by [`try_admit`](Self::try_admit) without an outcome, as
+    /// dropping a [`Permit`] does: a cancelled trial counts as failed.
+    pub fn cancel(&self, admission: Admission) {
+        self.shared.cancel(admission);
     }
 
     /// The state machine's state.
@@ -776,16 +802,14 @@ impl Shared {
 /// circuit; an ordinary request is not counted.
 pub struct Permit {
     shared: Arc<Shared>,
-    /// The generation of the half-open period, for a trial.
-    trial: Option<u64>,
-    /// When the request started, if slow calls are watched.
-    started: Option<Instant>,
+    /// `None` once recorded.
+    admission: Option<Admission>,
 }
 
 impl Permit {
     /// Whether this permit is a half-open trial.
     pub fn is_trial(&self) -> bool {
-        self.trial.is_some()
+        self.admission.as_ref().is_some_and(Admission::is_trial)
     }
 
     /// Records the request's outcome as a Hystrix event: `Success`; an error event (`Failure`,
@@ -793,23 +817,16 @@ impl Permit {
     /// `BadRequest`, which is counted but is neither a success nor a failure for the circuit.
     #[inline]
     pub fn record(mut self, event: Ev) {
-        let slow = self.started.is_some_and(|start| {
-            let limit = self.shared.hot.slow_call_nanos.load(Ordering::Relaxed);
-            let took = self.shared.clock.now().saturating_duration_since(start);
-            limit != 0 && took > Duration::from_nanos(limit)
-        });
-        let now = self.shared.clock.coarse_now();
-        let trial = self.trial.take();
-        self.shared.on_outcome(event, trial, slow, now);
+        if let Some(admission) = self.admission.take() {
+            self.shared.record(admission, event);
+        }
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if let Some(generation) = self.trial.take() {
-            let now = self.shared.clock.coarse_now();
-            self.shared
-                .trial_failed(generation, now, Reason::TrialCancelled);
+        if let Some(admission) = self.admission.take() {
+            self.shared.cancel(admission);
         }
     }
 }
@@ -818,8 +835,46 @@ impl fmt::Debug for Permit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("circuit", &self.shared.name)
-            .field("trial", &self.trial.is_some())
+            .field("trial", &self.is_trial())
             .finish()
+    }
+}
+
+/// A request's admission by [`Circuit::try_admit`]: a [`Permit`] without its reference to the
+/// circuit. Give it to [`Circuit::record`] or [`Circuit::cancel`] of the same circuit.
+#[must_use = "an admission must be recorded or cancelled: a lost trial holds the circuit half-open"]
+#[derive(Debug)]
+pub struct Admission {
+    /// The generation of the half-open period, for a trial.
+    trial: Option<u64>,
+    /// When the request started, if slow calls are watched.
+    started: Option<Instant>,
+}
+
+impl Admission {
+    /// Whether this admission is a half-open trial.
+    pub fn is_trial(&self) -> bool {
+        self.trial.is_some()
+    }
+}
+
+impl Shared {
+    #[inline]
+    fn record(&self, admission: Admission, event: Ev) {
+        let slow = admission.started.is_some_and(|start| {
+            let limit = self.hot.slow_call_nanos.load(Ordering::Relaxed);
+            let took = self.clock.now().saturating_duration_since(start);
+            limit != 0 && took > Duration::from_nanos(limit)
+        });
+        let now = self.clock.coarse_now();
+        self.on_outcome(event, admission.trial, slow, now);
+    }
+
+    fn cancel(&self, admission: Admission) {
+        if let Some(generation) = admission.trial {
+            let now = self.clock.coarse_now();
+            self.trial_failed(generation, now, Reason::TrialCancelled);
+        }
     }
 }
 

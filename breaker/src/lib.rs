@@ -38,7 +38,7 @@ mod layer;
 mod service;
 
 pub use self::{
-    circuit::{Circuit, Mode, Permit, Reason, State, Transition},
+    circuit::{Admission, Circuit, Mode, Permit, Reason, State, Transition},
     classify::{Classify, DefaultClassifier, HttpClassifier, Outcome},
     config::{BreakerConfig, HealthWindow, InvalidConfig, MAX_HALF_OPEN_PROBES, SleepBackoff},
     error::{BoxError, ShortCircuited},

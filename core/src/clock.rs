@@ -101,6 +101,22 @@ impl Clock {
     }
 }
 
+impl Clock {
+    /// The instant of tokio's timer at which `after` will have passed since `start`, an
+    /// instant read from this clock: what to give [`tokio::time::sleep_until`] so that a
+    /// timeout armed late still ends when it should. System and tokio clocks share tokio's
+    /// timeline; a manual clock's remaining time is counted from tokio's now.
+    pub fn deadline(&self, start: Instant, after: Duration) -> Instant {
+        match &self.source {
+            Source::System | Source::Tokio => start + after,
+            Source::Manual(manual) => {
+                let remaining = after.saturating_sub(manual.now().saturating_duration_since(start));
+                Instant::now() + remaining
+            }
+        }
+    }
+}
+
 impl Default for Clock {
     /// [`Clock::tokio`] with the `test-util` feature, [`Clock::system`] without.
     fn default() -> Self {

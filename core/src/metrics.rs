@@ -193,13 +193,27 @@ impl CommandMetrics {
     /// maximum of concurrent executions.
     #[inline]
     pub fn executing(&self) -> Executing {
+        self.begin_execution();
+        Executing {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Counts one execution as running without a guard, for an owner that keeps the metrics
+    /// itself; each call must be matched by one [`end_execution`](Self::end_execution).
+    /// Prefer [`executing`](Self::executing).
+    #[inline]
+    pub fn begin_execution(&self) {
         let now = self.inner.concurrent.fetch_add(1, Ordering::AcqRel) + 1;
         self.inner
             .counts
             .update_max(now, self.inner.clock.coarse_now());
-        Executing {
-            inner: self.inner.clone(),
-        }
+    }
+
+    /// Ends an execution counted with [`begin_execution`](Self::begin_execution).
+    #[inline]
+    pub fn end_execution(&self) {
+        self.inner.concurrent.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Executions running now.

@@ -9,13 +9,13 @@ use std::{
     time::Duration,
 };
 
-use hystrix_breaker::{BoxError, Outcome, Permit};
-use hystrix_bulkhead::{PoolTask, SemaphorePermit};
-use hystrix_core::{Executing, HystrixEventType as Ev, Instant};
+use hystrix_breaker::{Admission, BoxError, Outcome};
+use hystrix_bulkhead::PoolTask;
+use hystrix_core::{HystrixEventType as Ev, Instant};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use super::{Command, Handling};
+use super::{Command, CommandCore, Handling, Local};
 use crate::{CommandError, Failure, FailureKind, FallbackError, SharedError, cache::BoxFuture};
 
 pin_project! {
@@ -60,78 +60,108 @@ pin_project! {
 }
 
 /// One call in flight: what it holds and what it needs to finish.
+///
+/// Its admissions (the circuit's, the semaphore's, the count of executions) are plain values
+/// given back through the command it holds, rather than guards that each hold the command's
+/// shared state: a guard's reference count is one more write to a cache line every caller
+/// shares. `Drop` gives back whatever a call still holds when it is dropped unfinished.
 pub(crate) struct Call<Res, K> {
-    command: Command,
-    handling: Arc<Handling<Res, K>>,
+    local: Arc<Local<Res, K>>,
     start: Instant,
     key: Option<String>,
     pub(crate) view: Option<K>,
     pub(crate) timeout: Option<Duration>,
     /// The circuit's admission, until the outcome is recorded.
-    pub(crate) permit: Option<Permit>,
-    /// The bulkhead's admission and the concurrency count, while executing.
-    pub(crate) running: Option<(Option<SemaphorePermit>, Executing)>,
+    pub(crate) admission: Option<Admission>,
+    /// Whether the call holds a permit of the execution semaphore.
+    pub(crate) semaphore: bool,
+    /// Whether the call is counted as executing.
+    pub(crate) executing: bool,
 }
 
 impl<Res, K> Call<Res, K> {
-    pub(crate) fn new(
-        command: Command,
-        handling: Arc<Handling<Res, K>>,
-        start: Instant,
-        key: Option<String>,
-    ) -> Self {
+    pub(crate) fn new(local: Arc<Local<Res, K>>, start: Instant, key: Option<String>) -> Self {
         Self {
-            command,
-            handling,
+            local,
             start,
             key,
             view: None,
             timeout: None,
-            permit: None,
-            running: None,
+            admission: None,
+            semaphore: false,
+            executing: false,
+        }
+    }
+
+    fn core(&self) -> &CommandCore {
+        self.local.core()
+    }
+
+    /// The execution is over: gives back the semaphore's permit and the execution count.
+    #[inline]
+    fn stop_running(&mut self) {
+        let core = self.local.core();
+        if std::mem::take(&mut self.semaphore) {
+            core.semaphore.give_back();
+        }
+        if std::mem::take(&mut self.executing) {
+            core.metrics.end_execution();
         }
     }
 }
 
 impl<Res, K> Drop for Call<Res, K> {
     fn drop(&mut self) {
-        if self.permit.is_some() {
-            // Dropped while executing: the caller went away. The permit's own drop tells the
-            // circuit.
-            self.command.core.metrics.mark(Ev::Cancelled);
+        self.stop_running();
+        if let Some(admission) = self.admission.take() {
+            // Dropped while executing: the caller went away.
+            let core = self.local.core();
+            core.metrics.mark(Ev::Cancelled);
+            core.circuit.cancel(admission);
         }
     }
 }
 
 impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
-    fn elapsed(&self) -> Duration {
-        self.command
-            .core
-            .clock
-            .now()
-            .saturating_duration_since(self.start)
+    fn command(&self) -> &Command {
+        &self.local.command
     }
 
-    /// Records the latencies of a call that ends now.
-    fn record_latency(&self, exec: Option<Duration>) {
-        let total = self.elapsed();
+    fn handling(&self) -> &Handling<Res, K> {
+        &self.local.handling
+    }
+
+    /// Records the latencies of a call that ended at `end` (now when `None`).
+    fn record_latency(&self, exec: Option<Duration>, end: Option<Instant>) {
+        let metrics = &self.core().metrics;
+        let end = end.unwrap_or_else(|| self.core().clock.now());
+        let total = end.saturating_duration_since(self.start);
         match exec {
-            Some(exec) => self.command.core.metrics.record_latencies(exec, total),
-            None => self.command.core.metrics.record_total_latency(total),
+            Some(exec) => metrics.record_latencies(exec, total),
+            None => metrics.record_total_latency(total),
         }
     }
 
-    /// The inner service answered.
-    fn complete<F>(mut self, result: Result<Res, BoxError>, exec: Duration) -> State<F, Res> {
-        self.running = None;
-        let core = &*self.command.core;
-        let outcome = self.handling.classifier.classify(result.as_ref());
-        let permit = self.permit.take();
-        let event = outcome.event();
-        if let Some(permit) = permit {
-            permit.record(event);
+    /// Records the circuit's outcome and the command's event.
+    #[inline]
+    fn outcome(&mut self, event: Ev) {
+        self.stop_running();
+        let core = self.local.core();
+        if let Some(admission) = self.admission.take() {
+            core.circuit.record(admission, event);
         }
         core.metrics.mark(event);
+    }
+
+    /// The inner service answered at `end`, after running for `exec`.
+    fn complete<F>(
+        mut self,
+        result: Result<Res, BoxError>,
+        exec: Duration,
+        end: Instant,
+    ) -> State<F, Res> {
+        let outcome = self.handling().classifier.classify(result.as_ref());
+        self.outcome(outcome.event());
         match (outcome, result) {
             (Outcome::Failure, result) => {
                 let (response, error) = match result {
@@ -145,20 +175,20 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
                 )
             }
             (Outcome::Success, Ok(response)) => {
-                self.record_latency(Some(exec));
-                if let (Some(cache), Some(key)) = (&self.handling.cache, self.key.take()) {
+                self.record_latency(Some(exec), Some(end));
+                if let (Some(cache), Some(key)) = (&self.local.handling.cache, self.key.take()) {
                     cache.put(key, &response);
                 }
                 State::ready(Ok(response))
             }
             (Outcome::BadRequest, Ok(response)) => {
-                self.record_latency(Some(exec));
+                self.record_latency(Some(exec), Some(end));
                 State::ready(Ok(response))
             }
             (outcome, Err(e)) => {
-                self.record_latency(Some(exec));
-                core.metrics.mark(Ev::ExceptionThrown);
-                let key = self.command.key().clone();
+                self.record_latency(Some(exec), Some(end));
+                self.core().metrics.mark(Ev::ExceptionThrown);
+                let key = self.command().key().clone();
                 State::ready(Err(if outcome == Outcome::BadRequest {
                     CommandError::bad_request(key, Arc::from(e))
                 } else {
@@ -170,28 +200,26 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
 
     /// The timeout fired first.
     fn timed_out<F>(mut self) -> State<F, Res> {
-        self.running = None;
-        if let Some(permit) = self.permit.take() {
-            permit.record(Ev::Timeout);
-        }
-        self.command.core.metrics.mark(Ev::Timeout);
-        let exec = self.elapsed();
+        self.outcome(Ev::Timeout);
+        let exec = self
+            .core()
+            .clock
+            .now()
+            .saturating_duration_since(self.start);
         self.fall_back_state(Failure::new(FailureKind::TimedOut, None), None, Some(exec))
     }
 
     /// A call refused before it ran (open circuit, full bulkhead): records `event` for the
     /// command and, when the circuit admitted the call, for the circuit; then falls back.
     pub(crate) fn rejected<F>(
-        self,
-        permit: Option<Permit>,
+        mut self,
+        admission: Option<Admission>,
         event: Ev,
         kind: FailureKind,
         error: SharedError,
     ) -> ResponseFuture<F, Res, K> {
-        if let Some(permit) = permit {
-            permit.record(event);
-        }
-        self.command.core.metrics.mark(event);
+        self.admission = admission;
+        self.outcome(event);
         ResponseFuture {
             state: self.fall_back_state(Failure::new(kind, Some(error)), None, None),
             call: None,
@@ -207,30 +235,29 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         response: Option<Res>,
         exec: Option<Duration>,
     ) -> State<F, Res> {
-        let core = &*self.command.core;
-        if !core.fallback_enabled.load(Ordering::Relaxed) {
+        if !self.core().fallback_enabled.load(Ordering::Relaxed) {
             return State::ready(self.give_up(failure, response, FallbackError::Disabled, exec));
         }
-        let cached = match (&self.handling.cache, &self.key) {
+        let cached = match (&self.handling().cache, &self.key) {
             (Some(cache), Some(key)) => Some(cache.get(key)),
             _ => None,
         };
-        if cached.is_none() && self.handling.fallback.is_none() {
+        if cached.is_none() && self.handling().fallback.is_none() {
             return State::ready(self.give_up(failure, response, FallbackError::Missing, exec));
         }
         State::Boxed {
             fut: Box::pin(async move {
                 if let Some(cached) = cached {
                     if let Some((value, _stale)) = cached.await {
-                        self.command.core.metrics.mark(Ev::FallbackSuccess);
-                        self.record_latency(exec);
+                        self.core().metrics.mark(Ev::FallbackSuccess);
+                        self.record_latency(exec, None);
                         return Ok(value);
                     }
                 }
-                let Some(fallback) = &self.handling.fallback else {
+                let Some(fallback) = &self.local.handling.fallback else {
                     return self.give_up(failure, response, FallbackError::Missing, exec);
                 };
-                let Ok(_permit) = self.command.core.fallback_semaphore.try_acquire() else {
+                let Ok(_permit) = self.local.core().fallback_semaphore.try_acquire() else {
                     return self.give_up(failure, response, FallbackError::Rejected, exec);
                 };
                 let view = self.view.take();
@@ -241,8 +268,8 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
                 };
                 match result {
                     Ok(value) => {
-                        self.command.core.metrics.mark(Ev::FallbackSuccess);
-                        self.record_latency(exec);
+                        self.core().metrics.mark(Ev::FallbackSuccess);
+                        self.record_latency(exec, None);
                         Ok(value)
                     }
                     Err(e) => {
@@ -262,20 +289,20 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         fallback: FallbackError,
         exec: Option<Duration>,
     ) -> Result<Res, CommandError> {
-        let metrics = &self.command.core.metrics;
+        let metrics = &self.core().metrics;
         metrics.mark(match fallback {
             FallbackError::Missing => Ev::FallbackMissing,
             FallbackError::Disabled => Ev::FallbackDisabled,
             FallbackError::Rejected => Ev::FallbackRejection,
             FallbackError::Failed(_) => Ev::FallbackFailure,
         });
-        self.record_latency(exec);
+        self.record_latency(exec, None);
         match response {
             Some(response) => Ok(response),
             None => {
                 metrics.mark(Ev::ExceptionThrown);
                 Err(CommandError::failed(
-                    self.command.key().clone(),
+                    self.command().key().clone(),
                     failure,
                     fallback,
                     self.timeout,
@@ -294,10 +321,11 @@ impl<F, Res> State<F, Res> {
 }
 
 impl<F, Res, K> ResponseFuture<F, Res, K> {
+    /// The timer is armed only if the execution does not finish on its first poll: most
+    /// calls of a healthy dependency never pay for one.
     pub(crate) fn running(exec: Exec<F, Res>, call: Call<Res, K>) -> Self {
-        let sleep = call.timeout.map(tokio::time::sleep);
         Self {
-            state: State::Running { exec, sleep },
+            state: State::Running { exec, sleep: None },
             call: Some(call),
         }
     }
@@ -323,7 +351,7 @@ where
         let mut this = self.project();
         loop {
             let next = match this.state.as_mut().project() {
-                StateProj::Running { exec, sleep } => {
+                StateProj::Running { exec, mut sleep } => {
                     let done = match exec.project() {
                         ExecProj::Direct { fut } => {
                             fut.poll(cx).map(|r| (r.map_err(Into::into), None))
@@ -338,16 +366,26 @@ where
                     };
                     match done {
                         Poll::Ready((result, exec)) => {
-                            let exec = exec.unwrap_or_else(|| call.elapsed());
-                            call.complete(result, exec)
+                            let end = call.core().clock.now();
+                            let exec =
+                                exec.unwrap_or_else(|| end.saturating_duration_since(call.start));
+                            call.complete(result, exec, end)
                         }
-                        Poll::Pending => match sleep.as_pin_mut().map(|s| s.poll(cx)) {
-                            Some(Poll::Ready(())) => call.timed_out(),
-                            _ => {
-                                *this.call = Some(call);
-                                return Poll::Pending;
+                        Poll::Pending => {
+                            if let (None, Some(timeout)) =
+                                (sleep.as_ref().as_pin_ref(), call.timeout)
+                            {
+                                let deadline = call.core().clock.deadline(call.start, timeout);
+                                sleep.set(Some(tokio::time::sleep_until(deadline)));
                             }
-                        },
+                            match sleep.as_pin_mut().map(|s| s.poll(cx)) {
+                                Some(Poll::Ready(())) => call.timed_out(),
+                                _ => {
+                                    *this.call = Some(call);
+                                    return Poll::Pending;
+                                }
+                            }
+                        }
                     }
                 }
                 StateProj::Boxed { fut } => return fut.as_mut().poll(cx),

@@ -274,6 +274,20 @@ impl fmt::Debug for Command {
     }
 }
 
+/// What a service's calls share: the command and what it does with results. Each service
+/// (each clone) has its own, so the one reference a call takes is counted on a cache line of
+/// its caller's, not on the command's, which every caller of every thread shares.
+pub(crate) struct Local<Res, K> {
+    pub(crate) command: Command,
+    pub(crate) handling: Arc<Handling<Res, K>>,
+}
+
+impl<Res, K> Local<Res, K> {
+    pub(crate) fn core(&self) -> &CommandCore {
+        &self.command.core
+    }
+}
+
 /// What a command does with results: the parts of a command that know the response type.
 pub(crate) struct Handling<Res, K> {
     pub(crate) classifier: Box<dyn Classify<Res, BoxError> + Send + Sync>,

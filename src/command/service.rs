@@ -11,7 +11,7 @@ use hystrix_core::HystrixEventType as Ev;
 use tower_service::Service;
 
 use super::{
-    Command, Handling, Requests,
+    Command, Handling, Local, Requests,
     coalesce::Joined,
     future::{Call, Exec, ResponseFuture},
 };
@@ -23,9 +23,8 @@ use crate::{CommandError, FailureKind};
 /// `poll_ready` pending: `call` returns at once with the fallback or the error.
 pub struct CommandService<S, Req, Res, K = ()> {
     inner: S,
-    command: Command,
+    local: Arc<Local<Res, K>>,
     requests: Arc<Requests<Req, K>>,
-    handling: Arc<Handling<Res, K>>,
 }
 
 impl<S, Req, Res, K> CommandService<S, Req, Res, K> {
@@ -37,15 +36,14 @@ impl<S, Req, Res, K> CommandService<S, Req, Res, K> {
     ) -> Self {
         Self {
             inner,
-            command,
+            local: Arc::new(Local { command, handling }),
             requests,
-            handling,
         }
     }
 
     /// The command.
     pub fn command(&self) -> &Command {
-        &self.command
+        &self.local.command
     }
 
     /// The inner service.
@@ -74,12 +72,12 @@ where
 {
     fn execute(&mut self, req: Req, call: Call<Res, K>) -> ResponseFuture<S::Future, Res, K> {
         let mut call = call;
-        let core = &*self.command.core;
-        if self.handling.fallback.is_some() {
+        let core = self.local.core();
+        if self.local.handling.fallback.is_some() {
             call.view = Some((self.requests.view)(&req));
         }
-        let permit = match core.circuit.try_acquire() {
-            Ok(permit) => permit,
+        let admission = match core.circuit.try_admit() {
+            Ok(admission) => admission,
             Err(e) => {
                 return call.rejected(
                     None,
@@ -91,16 +89,16 @@ where
         };
         call.timeout = core.timeout();
         let exec = match &core.pool {
-            None => match core.semaphore.try_acquire() {
-                Ok(semaphore) => {
-                    call.running = Some((Some(semaphore), core.metrics.executing()));
+            None => match core.semaphore.try_take() {
+                Ok(()) => {
+                    call.semaphore = true;
                     Exec::Direct {
                         fut: self.inner.call(req),
                     }
                 }
                 Err(e) => {
                     return call.rejected(
-                        Some(permit),
+                        Some(admission),
                         Ev::SemaphoreRejected,
                         FailureKind::SemaphoreRejected,
                         Arc::new(e),
@@ -116,13 +114,10 @@ where
                     (result, clock.now().saturating_duration_since(start))
                 });
                 match spawned {
-                    Ok(task) => {
-                        call.running = Some((None, core.metrics.executing()));
-                        Exec::Pool { task }
-                    }
+                    Ok(task) => Exec::Pool { task },
                     Err(e) => {
                         return call.rejected(
-                            Some(permit),
+                            Some(admission),
                             Ev::ThreadPoolRejected,
                             FailureKind::ThreadPoolRejected,
                             Arc::new(e),
@@ -131,7 +126,9 @@ where
                 }
             }
         };
-        call.permit = Some(permit);
+        core.metrics.begin_execution();
+        call.executing = true;
+        call.admission = Some(admission);
         ResponseFuture::running(exec, call)
     }
 }
@@ -151,25 +148,25 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner
             .poll_ready(cx)
-            .map_err(|e| CommandError::lost(self.command.key().clone(), Arc::from(e.into())))
+            .map_err(|e| CommandError::lost(self.local.command.key().clone(), Arc::from(e.into())))
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let core = &*self.command.core;
+        let core = self.local.core();
         let start = core.clock.now();
         let key = match &self.requests.cache_key {
             Some(key) if core.cache_enabled.load(Ordering::Relaxed) => key(&req),
             _ => None,
         };
-        let coalesce = match (&self.handling.coalescer, &key) {
+        let coalesce = match (&self.local.handling.coalescer, &key) {
             (Some(coalescer), Some(key)) => Some(coalescer.join(key)),
             _ => None,
         };
-        let call = Call::new(self.command.clone(), self.handling.clone(), start, key);
+        let call = Call::new(self.local.clone(), start, key);
         match coalesce {
             None => self.execute(req, call),
             Some(Joined::Follower(result)) => {
-                let command = self.command.clone();
+                let command = self.local.command.clone();
                 ResponseFuture::boxed(Box::pin(async move {
                     let result = result.await;
                     let metrics = &command.core.metrics;
@@ -182,7 +179,7 @@ where
             }
             Some(Joined::Leader(lead)) => {
                 let execution = self.execute(req, call);
-                let command = self.command.clone();
+                let command = self.local.command.clone();
                 let task = tokio::spawn(async move {
                     let result = execution.await;
                     let followers = lead.publish(&result);
@@ -191,7 +188,7 @@ where
                     }
                     result
                 });
-                let key = self.command.key().clone();
+                let key = self.local.command.key().clone();
                 ResponseFuture::boxed(Box::pin(async move {
                     task.await
                         .unwrap_or_else(|e| Err(CommandError::lost(key, Arc::new(e))))
@@ -205,9 +202,11 @@ impl<S: Clone, Req, Res, K> Clone for CommandService<S, Req, Res, K> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            command: self.command.clone(),
+            local: Arc::new(Local {
+                command: self.local.command.clone(),
+                handling: self.local.handling.clone(),
+            }),
             requests: self.requests.clone(),
-            handling: self.handling.clone(),
         }
     }
 }
@@ -216,7 +215,7 @@ impl<S: fmt::Debug, Req, Res, K> fmt::Debug for CommandService<S, Req, Res, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandService")
             .field("inner", &self.inner)
-            .field("command", &self.command)
+            .field("command", &self.local.command)
             .finish_non_exhaustive()
     }
 }

@@ -75,6 +75,19 @@ impl Semaphore {
     /// Takes a permit, or fails at once if `limit` are in flight.
     #[inline]
     pub fn try_acquire(&self) -> Result<SemaphorePermit, SemaphoreRejected> {
+        self.try_take()?;
+        Ok(SemaphorePermit {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Takes a permit without a guard, for an owner that keeps the semaphore itself (a
+    /// command's response future holds its command, so a guard's own reference to the
+    /// semaphore would be one more shared count to touch on every call). Each `Ok` must be
+    /// matched by exactly one [`give_back`](Self::give_back); prefer
+    /// [`try_acquire`](Self::try_acquire).
+    #[inline]
+    pub fn try_take(&self) -> Result<(), SemaphoreRejected> {
         let limit = self.inner.limit.load(Ordering::Relaxed);
         let mut in_flight = self.inner.in_flight.load(Ordering::Relaxed);
         loop {
@@ -87,14 +100,16 @@ impl Semaphore {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => {
-                    return Ok(SemaphorePermit {
-                        inner: self.inner.clone(),
-                    });
-                }
+                Ok(_) => return Ok(()),
                 Err(seen) => in_flight = seen,
             }
         }
+    }
+
+    /// Returns a permit taken with [`try_take`](Self::try_take).
+    #[inline]
+    pub fn give_back(&self) {
+        self.inner.release();
     }
 
     /// Takes a permit, waiting up to the [`max_wait`](Self::set_max_wait) for one to be

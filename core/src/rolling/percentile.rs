@@ -4,7 +4,7 @@
 //!
 //! Recording is lock-free: each time bucket is a log-linear histogram of atomic counters in
 //! whole milliseconds (exact below 64 ms, within 1/32 above, up to about 70 minutes), plus the
-//! exact count, sum (in microseconds) and maximum. A bucket's slot is zeroed one bucket ahead of
+//! exact sum (in microseconds) and maximum. A bucket's slot is zeroed one bucket ahead of
 //! use, by whoever starts the bucket before it, so no writer races a reset on the regular path.
 //!
 //! Percentiles are computed as Hystrix 1.5 computes them: over the *completed* buckets of the
@@ -37,8 +37,8 @@ const MAX_MS: u64 = (1 << 22) - 1;
 const LEVELS: u64 = 22 - SUB_BITS as u64; // powers of two above the exact range
 const LEN: usize = (SUB + LEVELS * HALF) as usize;
 
-/// Slot metadata: the bucket it holds, count, sum of µs, max µs.
-const META: usize = 4;
+/// Slot metadata: the bucket it holds, sum of µs, max µs (the count is the sum of the bins).
+const META: usize = 3;
 /// Tag of a slot another thread is zeroing.
 const ZEROING: u64 = u64::MAX;
 /// Tag of a slot that is zero and holds no bucket yet.
@@ -165,9 +165,12 @@ impl RollingPercentile {
             return; // another thread is zeroing this slot after a quiet gap; drop one sample
         }
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        meta[1].fetch_add(1, Ordering::Relaxed);
-        meta[2].fetch_add(us, Ordering::Relaxed);
-        meta[3].fetch_max(us, Ordering::Relaxed);
+        // The count is the sum of the bins, taken when read; the maximum is written only
+        // when it grows. Two writes per sample, where every caller's samples meet.
+        meta[1].fetch_add(us, Ordering::Relaxed);
+        if us > meta[2].load(Ordering::Relaxed) {
+            meta[2].fetch_max(us, Ordering::Relaxed);
+        }
         self.counts[s * LEN + index_of(us / 1000)].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -229,12 +232,12 @@ impl RollingPercentile {
             if meta[0].load(Ordering::Acquire) != bucket {
                 continue;
             }
-            count += meta[1].load(Ordering::Relaxed);
-            sum_us = sum_us.saturating_add(meta[2].load(Ordering::Relaxed));
-            max_us = max_us.max(meta[3].load(Ordering::Relaxed));
+            sum_us = sum_us.saturating_add(meta[1].load(Ordering::Relaxed));
+            max_us = max_us.max(meta[2].load(Ordering::Relaxed));
             for (i, c) in self.counts[s * LEN..(s + 1) * LEN].iter().enumerate() {
                 let c = c.load(Ordering::Relaxed);
                 if c > 0 {
+                    count += u64::from(c);
                     let _ = hist.record_n(value_of(i), u64::from(c));
                 }
             }
