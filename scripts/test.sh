@@ -19,6 +19,8 @@ done
 # "command:debian-package"; a missing command is installed with apt-get.
 SYSTEM_PACKAGES=(
   "redis-server:redis-server"
+  # `promtool check metrics` parses and lints the Prometheus exposition (stream/tests).
+  "promtool:prometheus"
 )
 missing=()
 for entry in "${SYSTEM_PACKAGES[@]}"; do
