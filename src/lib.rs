@@ -45,10 +45,28 @@
 //!   [`CircuitBreakerLayer`].
 //! - [`bulkhead`]: per-dependency isolation: a [`Semaphore`] ([`SemaphoreBulkheadLayer`]) or a
 //!   [`ThreadPool`] of the dependency's own threads ([`ThreadPoolBulkheadLayer`]).
+//! - [`stream`]: the metrics of every command and pool of a [`MetricsRegistry`] as
+//!   `/hystrix.stream` ([`HystrixStream`], Hystrix's exact wire format, for the Netflix
+//!   dashboard and Turbine) and as Prometheus metrics ([`PrometheusExporter`]).
 //!
 //! And the facade's own: the [`Command`] builder, [`cache`] (stale-if-error), [`config`]
 //! (TOML properties, hot reload, through a [`Registry`]), and, with the `axum` feature,
 //! [`http`](crate#features) error responses for server-side commands.
+//!
+//! Publishing the metrics: commands join [`Registry::global`] unless given another, and its
+//! [`MetricsRegistry`] is what the stream and the exporter serve by default.
+//!
+//! ```
+//! use tower_hystrix::{HystrixStream, PrometheusExporter, Registry};
+//!
+//! # async fn serve() -> std::io::Result<()> {
+//! let app = axum::Router::new()
+//!     .merge(HystrixStream::new().router()) // /hystrix.stream, /hystrix/config.stream, ...
+//!     .merge(PrometheusExporter::new(Registry::global().metrics().clone()).router()); // /metrics
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
 //!
 //! The breaker alone:
 //!
@@ -99,10 +117,12 @@ pub use self::{
     fallback::Fallback,
     registry::{Registry, WatchHandle},
 };
+pub use hystrix_stream::{HystrixStream, MetricsRegistry, PrometheusExporter};
 
 pub use hystrix_breaker as breaker;
 pub use hystrix_bulkhead as bulkhead;
 pub use hystrix_core as core;
+pub use hystrix_stream as stream;
 
 pub use hystrix_breaker::{
     BoxError, BreakerConfig, Circuit, CircuitBreaker, CircuitBreakerLayer, Classify,

@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use hystrix_breaker::Circuit;
 use hystrix_bulkhead::{Semaphore, ThreadPool};
 use hystrix_core::{Clock, CommandKey, CommandMetrics, GroupKey, ThreadPoolKey};
+use hystrix_stream::MetricsRegistry;
 
 use crate::{
     Command, CommandProperties, ConfigError, IsolationStrategy, ThreadPoolProperties,
@@ -50,6 +51,8 @@ pub struct Registry {
 }
 
 struct Inner {
+    /// Where the commands and pools are published for the stream and Prometheus.
+    metrics: MetricsRegistry,
     file: ArcSwap<ConfigFile>,
     /// The file given to `load_file`, and the text of it in force.
     source: Mutex<Option<(PathBuf, String)>>,
@@ -75,10 +78,17 @@ impl Default for Registry {
 
 impl Registry {
     /// An empty registry with no configuration file: every setting is the builder's or the
-    /// built-in default.
+    /// built-in default. Its commands and pools are published in a [`MetricsRegistry`] of its
+    /// own.
     pub fn new() -> Self {
+        Self::with_metrics(MetricsRegistry::new())
+    }
+
+    /// An empty registry publishing its commands and pools in `metrics`.
+    pub fn with_metrics(metrics: MetricsRegistry) -> Self {
         Self {
             inner: Arc::new(Inner {
+                metrics,
                 file: ArcSwap::from_pointee(ConfigFile::default()),
                 source: Mutex::new(None),
                 commands: Mutex::default(),
@@ -87,10 +97,19 @@ impl Registry {
         }
     }
 
-    /// The process's registry.
+    /// The process's registry, publishing in [`MetricsRegistry::global`], which
+    /// [`HystrixStream`](crate::stream::HystrixStream) and
+    /// [`PrometheusExporter`](crate::stream::PrometheusExporter) serve by default.
     pub fn global() -> &'static Registry {
         static GLOBAL: OnceLock<Registry> = OnceLock::new();
-        GLOBAL.get_or_init(Registry::new)
+        GLOBAL.get_or_init(|| Registry::with_metrics(MetricsRegistry::global().clone()))
+    }
+
+    /// Where this registry's commands and pools are published: give it to
+    /// [`HystrixStream`](crate::stream::HystrixStream) or
+    /// [`PrometheusExporter`](crate::stream::PrometheusExporter).
+    pub fn metrics(&self) -> &MetricsRegistry {
+        &self.inner.metrics
     }
 
     /// Reads the configuration file at `path`, puts it in force, and remembers it for
@@ -269,6 +288,9 @@ impl Registry {
             core: Arc::new(core),
         };
         commands.insert(key, command.clone());
+        self.inner
+            .metrics
+            .register_command(Arc::new(command.clone()));
         Ok(command)
     }
 
@@ -296,6 +318,7 @@ impl Registry {
                 code,
             },
         );
+        self.inner.metrics.register_pool(Arc::new(pool.clone()));
         Ok(pool)
     }
 
