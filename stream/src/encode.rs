@@ -58,6 +58,38 @@ pub fn is_published(pool: &ThreadPoolReport) -> bool {
 
 // ===== HystrixCommand =====
 
+/// The `rollingCount*` fields of a command line (spec §2.1, fields 9 to 24), in order.
+const ROLLING_COUNTS: [(&[u8], Ev); 16] = [
+    (b",\"rollingCountBadRequests\":", Ev::BadRequest),
+    (b",\"rollingCountCollapsedRequests\":", Ev::Collapsed),
+    (b",\"rollingCountEmit\":", Ev::Emit),
+    (b",\"rollingCountExceptionsThrown\":", Ev::ExceptionThrown),
+    (b",\"rollingCountFailure\":", Ev::Failure),
+    (b",\"rollingCountFallbackEmit\":", Ev::FallbackEmit),
+    (b",\"rollingCountFallbackFailure\":", Ev::FallbackFailure),
+    (b",\"rollingCountFallbackMissing\":", Ev::FallbackMissing),
+    (
+        b",\"rollingCountFallbackRejection\":",
+        Ev::FallbackRejection,
+    ),
+    (b",\"rollingCountFallbackSuccess\":", Ev::FallbackSuccess),
+    (
+        b",\"rollingCountResponsesFromCache\":",
+        Ev::ResponseFromCache,
+    ),
+    (
+        b",\"rollingCountSemaphoreRejected\":",
+        Ev::SemaphoreRejected,
+    ),
+    (b",\"rollingCountShortCircuited\":", Ev::ShortCircuited),
+    (b",\"rollingCountSuccess\":", Ev::Success),
+    (
+        b",\"rollingCountThreadPoolRejected\":",
+        Ev::ThreadPoolRejected,
+    ),
+    (b",\"rollingCountTimeout\":", Ev::Timeout),
+];
+
 /// Appends a command's `HystrixCommand` object: the 48 fields of spec §2.1, in Hystrix's order.
 ///
 /// `current_time` is written as `currentTime` (epoch milliseconds: pass
@@ -99,66 +131,9 @@ pub fn write_command<B: BufMut>(buf: &mut B, report: &CommandReport, current_tim
     );
     uint(buf, b",\"errorCount\":", m.health.errors);
     uint(buf, b",\"requestCount\":", m.health.total);
-    uint(buf, b",\"rollingCountBadRequests\":", c.get(Ev::BadRequest));
-    uint(
-        buf,
-        b",\"rollingCountCollapsedRequests\":",
-        c.get(Ev::Collapsed),
-    );
-    uint(buf, b",\"rollingCountEmit\":", c.get(Ev::Emit));
-    uint(
-        buf,
-        b",\"rollingCountExceptionsThrown\":",
-        c.get(Ev::ExceptionThrown),
-    );
-    uint(buf, b",\"rollingCountFailure\":", c.get(Ev::Failure));
-    uint(
-        buf,
-        b",\"rollingCountFallbackEmit\":",
-        c.get(Ev::FallbackEmit),
-    );
-    uint(
-        buf,
-        b",\"rollingCountFallbackFailure\":",
-        c.get(Ev::FallbackFailure),
-    );
-    uint(
-        buf,
-        b",\"rollingCountFallbackMissing\":",
-        c.get(Ev::FallbackMissing),
-    );
-    uint(
-        buf,
-        b",\"rollingCountFallbackRejection\":",
-        c.get(Ev::FallbackRejection),
-    );
-    uint(
-        buf,
-        b",\"rollingCountFallbackSuccess\":",
-        c.get(Ev::FallbackSuccess),
-    );
-    uint(
-        buf,
-        b",\"rollingCountResponsesFromCache\":",
-        c.get(Ev::ResponseFromCache),
-    );
-    uint(
-        buf,
-        b",\"rollingCountSemaphoreRejected\":",
-        c.get(Ev::SemaphoreRejected),
-    );
-    uint(
-        buf,
-        b",\"rollingCountShortCircuited\":",
-        c.get(Ev::ShortCircuited),
-    );
-    uint(buf, b",\"rollingCountSuccess\":", c.get(Ev::Success));
-    uint(
-        buf,
-        b",\"rollingCountThreadPoolRejected\":",
-        c.get(Ev::ThreadPoolRejected),
-    );
-    uint(buf, b",\"rollingCountTimeout\":", c.get(Ev::Timeout));
+    for (field, event) in ROLLING_COUNTS {
+        uint(buf, field, c.get(event));
+    }
     uint(
         buf,
         b",\"currentConcurrentExecutionCount\":",
