@@ -319,6 +319,11 @@ pub fn write_thread_pool<B: BufMut>(buf: &mut B, report: &ThreadPoolReport, curr
     buf.put_slice(b",\"reportingHosts\":1}");
 }
 
+/// What goes before each member of a JSON object or array: nothing, then commas.
+fn separators() -> impl Iterator<Item = &'static [u8]> {
+    std::iter::once(&b""[..]).chain(std::iter::repeat(&b","[..]))
+}
+
 // ===== HystrixUtilization =====
 
 /// Appends the `HystrixUtilization` object of `/hystrix/utilization.stream` (spec §1.6):
@@ -333,19 +338,15 @@ pub fn write_utilization<B: BufMut>(
     pools: &[ThreadPoolReport],
 ) {
     buf.put_slice(b"{\"type\":\"HystrixUtilization\",\"commands\":{");
-    for (i, c) in commands.iter().enumerate() {
-        if i > 0 {
-            buf.put_u8(b',');
-        }
+    for (c, sep) in commands.iter().zip(separators()) {
+        buf.put_slice(sep);
         put_str(buf, c.metrics.key.as_str());
         uint(buf, b":{\"activeCount\":", c.metrics.current_concurrent);
         buf.put_u8(b'}');
     }
     buf.put_slice(b"},\"threadpools\":{");
-    for (i, p) in pools.iter().enumerate() {
-        if i > 0 {
-            buf.put_u8(b',');
-        }
+    for (p, sep) in pools.iter().zip(separators()) {
+        buf.put_slice(sep);
         put_str(buf, p.key.as_str());
         let m = &p.metrics;
         uint(buf, b":{\"activeCount\":", u64::from(m.active_count));
@@ -373,10 +374,8 @@ pub fn write_config<B: BufMut>(
     pools: &[ThreadPoolReport],
 ) {
     buf.put_slice(b"{\"type\":\"HystrixConfig\",\"commands\":{");
-    for (i, c) in commands.iter().enumerate() {
-        if i > 0 {
-            buf.put_u8(b',');
-        }
+    for (c, sep) in commands.iter().zip(separators()) {
+        buf.put_slice(sep);
         let (m, s) = (&c.metrics, &c.settings);
         put_str(buf, m.key.as_str());
         buf.put_slice(b":{\"threadPoolKey\":");
@@ -463,10 +462,8 @@ pub fn write_config<B: BufMut>(
         buf.put_slice(b"}}");
     }
     buf.put_slice(b"},\"threadpools\":{");
-    for (i, p) in pools.iter().enumerate() {
-        if i > 0 {
-            buf.put_u8(b',');
-        }
+    for (p, sep) in pools.iter().zip(separators()) {
+        buf.put_slice(sep);
         let s = &p.settings;
         put_str(buf, p.key.as_str());
         uint(buf, b":{\"coreSize\":", u64::from(s.core_size));
