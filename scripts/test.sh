@@ -21,6 +21,8 @@ SYSTEM_PACKAGES=(
   "redis-server:redis-server"
   # `promtool check metrics` parses and lints the Prometheus exposition (stream/tests).
   "promtool:prometheus"
+  # A real DNS server for the SRV discovery tests (turbine/tests/dns.rs).
+  "dnsmasq:dnsmasq"
 )
 missing=()
 for entry in "${SYSTEM_PACKAGES[@]}"; do

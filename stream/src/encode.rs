@@ -119,9 +119,9 @@ pub fn write_command<B: BufMut>(buf: &mut B, report: &CommandReport, current_tim
     let c = &m.counts;
 
     buf.put_slice(b"{\"type\":\"HystrixCommand\",\"name\":");
-    put_str(buf, m.key.as_str());
+    write_json_str(buf, m.key.as_str());
     buf.put_slice(b",\"group\":");
-    put_str(buf, m.group.as_str());
+    write_json_str(buf, m.group.as_str());
     uint(buf, b",\"currentTime\":", current_time);
     boolean(buf, b",\"isCircuitBreakerOpen\":", report.circuit.is_open());
     uint(
@@ -233,7 +233,7 @@ pub fn write_command<B: BufMut>(buf: &mut B, report: &CommandReport, current_tim
         s.request_log_enabled,
     );
     buf.put_slice(b",\"reportingHosts\":1,\"threadPool\":");
-    put_str(buf, m.pool.as_str());
+    write_json_str(buf, m.pool.as_str());
     buf.put_u8(b'}');
 }
 
@@ -269,7 +269,7 @@ fn latency<B: BufMut>(buf: &mut B, mean_key: &[u8], key: &[u8], l: &LatencySnaps
 pub fn write_thread_pool<B: BufMut>(buf: &mut B, report: &ThreadPoolReport, current_time: u64) {
     let m = &report.metrics;
     buf.put_slice(b"{\"type\":\"HystrixThreadPool\",\"name\":");
-    put_str(buf, report.key.as_str());
+    write_json_str(buf, report.key.as_str());
     uint(buf, b",\"currentTime\":", current_time);
     uint(buf, b",\"currentActiveCount\":", u64::from(m.active_count));
     uint(
@@ -340,14 +340,14 @@ pub fn write_utilization<B: BufMut>(
     buf.put_slice(b"{\"type\":\"HystrixUtilization\",\"commands\":{");
     for (c, sep) in commands.iter().zip(separators()) {
         buf.put_slice(sep);
-        put_str(buf, c.metrics.key.as_str());
+        write_json_str(buf, c.metrics.key.as_str());
         uint(buf, b":{\"activeCount\":", c.metrics.current_concurrent);
         buf.put_u8(b'}');
     }
     buf.put_slice(b"},\"threadpools\":{");
     for (p, sep) in pools.iter().zip(separators()) {
         buf.put_slice(sep);
-        put_str(buf, p.key.as_str());
+        write_json_str(buf, p.key.as_str());
         let m = &p.metrics;
         uint(buf, b":{\"activeCount\":", u64::from(m.active_count));
         uint(buf, b",\"queueSize\":", u64::from(m.queue_size));
@@ -377,11 +377,11 @@ pub fn write_config<B: BufMut>(
     for (c, sep) in commands.iter().zip(separators()) {
         buf.put_slice(sep);
         let (m, s) = (&c.metrics, &c.settings);
-        put_str(buf, m.key.as_str());
+        write_json_str(buf, m.key.as_str());
         buf.put_slice(b":{\"threadPoolKey\":");
-        put_str(buf, m.pool.as_str());
+        write_json_str(buf, m.pool.as_str());
         buf.put_slice(b",\"groupKey\":");
-        put_str(buf, m.group.as_str());
+        write_json_str(buf, m.group.as_str());
         buf.put_slice(b",\"execution\":{\"isolationStrategy\":\"");
         buf.put_slice(s.isolation.as_str().as_bytes());
         buf.put_slice(b"\",\"threadPoolKeyOverride\":");
@@ -465,7 +465,7 @@ pub fn write_config<B: BufMut>(
     for (p, sep) in pools.iter().zip(separators()) {
         buf.put_slice(sep);
         let s = &p.settings;
-        put_str(buf, p.key.as_str());
+        write_json_str(buf, p.key.as_str());
         uint(buf, b":{\"coreSize\":", u64::from(s.core_size));
         uint(buf, b",\"maximumSize\":", u64::from(s.maximum_size));
         uint(
@@ -613,6 +613,11 @@ fn uint<B: BufMut>(buf: &mut B, key: &[u8], v: u64) {
 
 fn int<B: BufMut>(buf: &mut B, key: &[u8], v: i64) {
     buf.put_slice(key);
+    write_i64(buf, v);
+}
+
+/// Appends `v` as a JSON integer.
+pub fn write_i64<B: BufMut>(buf: &mut B, v: i64) {
     if v < 0 {
         buf.put_u8(b'-');
     }
@@ -649,7 +654,7 @@ fn put_u64<B: BufMut>(buf: &mut B, mut v: u64) {
 
 fn opt_str<B: BufMut>(buf: &mut B, s: Option<&str>) {
     match s {
-        Some(s) => put_str(buf, s),
+        Some(s) => write_json_str(buf, s),
         None => buf.put_slice(b"null"),
     }
 }
@@ -659,7 +664,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Appends `s` as a JSON string: `"` and `\` escaped, control characters as `\n`, `\r`, `\t`,
 /// `\b`, `\f` or `\u00XX`, everything else (non-ASCII included) as is, as serde_json does. No
 /// raw line break can reach the SSE line.
-fn put_str<B: BufMut>(buf: &mut B, s: &str) {
+pub fn write_json_str<B: BufMut>(buf: &mut B, s: &str) {
     buf.put_u8(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -700,7 +705,7 @@ mod tests {
 
     fn escaped(s: &str) -> String {
         let mut v = Vec::new();
-        put_str(&mut v, s);
+        write_json_str(&mut v, s);
         String::from_utf8(v).unwrap_or_default()
     }
 

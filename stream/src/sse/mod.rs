@@ -19,7 +19,7 @@ use axum::{
     routing::{MethodRouter, get},
 };
 use http::{
-    HeaderMap, HeaderValue, Method, StatusCode,
+    HeaderMap, HeaderName, HeaderValue, Method, StatusCode,
     header::{
         ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
         CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE,
@@ -413,6 +413,17 @@ const CONTENT_TYPE_SSE: HeaderValue = HeaderValue::from_static("text/event-strea
 const NO_CACHE: HeaderValue =
     HeaderValue::from_static("no-cache, no-store, max-age=0, must-revalidate");
 
+/// The headers of a Hystrix event stream (spec §1.2): `Content-Type:
+/// text/event-stream;charset=UTF-8`, `Cache-Control: no-cache, no-store, max-age=0,
+/// must-revalidate` and `Pragma: no-cache`, as Hystrix's servlet and Turbine send them.
+pub fn sse_headers() -> [(HeaderName, HeaderValue); 3] {
+    [
+        (CONTENT_TYPE, CONTENT_TYPE_SSE),
+        (CACHE_CONTROL, NO_CACHE),
+        (PRAGMA, HeaderValue::from_static("no-cache")),
+    ]
+}
+
 impl Shared {
     fn respond(
         &self,
@@ -448,11 +459,7 @@ impl Shared {
                     .into_response();
             }
         }
-        let sse_headers = [
-            (CONTENT_TYPE, CONTENT_TYPE_SSE),
-            (CACHE_CONTROL, NO_CACHE),
-            (PRAGMA, HeaderValue::from_static("no-cache")),
-        ];
+        let sse_headers = sse_headers();
         if method == Method::HEAD {
             // What a GET would get, without taking a slot.
             return (StatusCode::OK, sse_headers).into_response();
