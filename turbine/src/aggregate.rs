@@ -359,7 +359,7 @@ impl<'a> Acc<'a> {
                 };
                 for (value, n) in more {
                     match counts.iter_mut().find(|(v, _)| *v == value) {
-                        Some(entry) => entry.1 += n,
+                        Some(entry) => entry.1 = entry.1.saturating_add(n),
                         None => counts.push((value, n)),
                     }
                 }

@@ -86,6 +86,9 @@ impl LineReader {
         chunk: &[u8],
         mut on_line: impl FnMut(&[u8]),
     ) -> Result<(), LineTooLong> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
         let mut rest = chunk;
         if std::mem::take(&mut self.after_cr) && rest.first() == Some(&b'\n') {
             rest = &rest[1..];
@@ -194,7 +197,8 @@ pub struct Message {
     pub kind: Name,
     /// `name`.
     pub name: Name,
-    /// `reportingHosts`, 1 when absent (spec §4.3) or not a positive integer.
+    /// `reportingHosts`, 1 when absent (spec §4.3) or not a non-negative integer (a Java
+    /// Turbine 1.x sends 0 for keys whose hosts have all left).
     pub reporting_hosts: i64,
     /// `currentTime`, when it is an integer.
     pub current_time: Option<i64>,
@@ -287,7 +291,11 @@ impl Parser {
             self.seen.iter_mut().for_each(|s| *s = (0, 0));
             self.line = 1;
         }
-        let mut de = serde_json::Deserializer::from_slice(json);
+        // JSON is UTF-8: checked here once for the whole line, so that bytes inside values the
+        // parser skips (arrays, deeper objects) are checked too.
+        let json = std::str::from_utf8(json)
+            .map_err(|e| ParseError::new(format!("not UTF-8: {e}")))?;
+        let mut de = serde_json::Deserializer::from_str(json);
         let raw = MessageSeed { parser: self }
             .deserialize(&mut de)
             .map_err(|e| ParseError::new(format!("not a Hystrix JSON object: {e}")))?;
@@ -399,7 +407,7 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
                 "name" => raw.name = value.into_name(),
                 "reportingHosts" => {
                     raw.reporting_hosts = match value {
-                        Value::Int(n) if n > 0 => n,
+                        Value::Int(n) if n >= 0 => n,
                         _ => 1,
                     }
                 }
