@@ -293,8 +293,8 @@ impl Parser {
         }
         // JSON is UTF-8: checked here once for the whole line, so that bytes inside values the
         // parser skips (arrays, deeper objects) are checked too.
-        let json = std::str::from_utf8(json)
-            .map_err(|e| ParseError::new(format!("not UTF-8: {e}")))?;
+        let json =
+            std::str::from_utf8(json).map_err(|e| ParseError::new(format!("not UTF-8: {e}")))?;
         let mut de = serde_json::Deserializer::from_str(json);
         let raw = MessageSeed { parser: self }
             .deserialize(&mut de)

@@ -892,9 +892,7 @@ fn reporting_hosts_and_current_time() {
     // 0 is kept (a Java Turbine 1.x sends it for keys whose hosts have all left).
     assert_eq!(with(r#","reportingHosts":0"#).reporting_hosts, 0);
     // Not a non-negative integer: 1, as documented.
-    for odd in [
-        "-2", "2.5", "\"3\"", "null", "true", "{}", "[]", "1e30",
-    ] {
+    for odd in ["-2", "2.5", "\"3\"", "null", "true", "{}", "[]", "1e30"] {
         let m = with(&format!(r#","reportingHosts":{odd}"#));
         assert_eq!(m.reporting_hosts, 1, "{odd}");
         assert!(m.fields.is_empty());
