@@ -23,6 +23,8 @@ SYSTEM_PACKAGES=(
   "promtool:prometheus"
   # A real DNS server for the SRV discovery tests (turbine/tests/dns.rs).
   "dnsmasq:dnsmasq"
+  # Test certificates for the turbine's HTTPS upstreams (turbine/tests/tls.rs).
+  "openssl:openssl"
 )
 missing=()
 for entry in "${SYSTEM_PACKAGES[@]}"; do
