@@ -133,6 +133,9 @@ impl fmt::Display for UpstreamError {
     }
 }
 
+/// The most a connection's read buffer holds.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// The first retry comes after 250–500 ms, the n-th after up to 30 s.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -252,7 +255,12 @@ async fn read<I>(
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+    // A stream's read buffer would grow to a whole tick of the instance (hyper's default
+    // allows 400 KiB); lines are split out as they come, so a small one serves as well, and a
+    // thousand instances cost a thousand of them.
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(READ_BUFFER)
+        .handshake(io)
         .await
         .map_err(UpstreamError::Http)?;
     // Driven beside the reads; stopped with them.
