@@ -1,17 +1,20 @@
 #![allow(clippy::unwrap_used)]
 //! The aggregator against a naive model of the merge rules of spec §4.3 (Turbine 1.x) and
 //! §4.7 (Turbine 2.x), computed from scratch out of each host's last message as parsed by
-//! serde_json: random operation sequences, the real captured streams replayed as from several
+//! serde_json (`common/model.rs`, shared with `replay.rs`): random operation sequences, the real captured streams replayed as from several
 //! hosts, tiering, and the edge cases (key cap, `meta`/`deleteData`, host removal, expiry).
+
+mod common;
 
 use std::{collections::BTreeMap, fs, sync::Arc, time::Duration};
 
+use common::model::{Model, counts_in, normalize};
 use hystrix_turbine::{
     aggregate::{Aggregator, HostId, Key, Mode},
     parse::{Line, LineReader, Parser},
 };
 use proptest::prelude::*;
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 use tokio::time::Instant;
 
 macro_rules! fixture {
@@ -22,256 +25,6 @@ macro_rules! fixture {
             $file
         )
     };
-}
-
-// ===== the model =====
-
-/// How one host's value adds up.
-#[derive(Clone, Debug)]
-enum Class {
-    Int(i64),
-    Map(Vec<(String, i64)>),
-    Counts(Vec<(String, i64)>),
-}
-
-/// A string holding a tier-1 Turbine 1.x's counts (`{"false":2,"true":1}`), as counts.
-fn counts_in(s: &str) -> Option<Vec<(String, i64)>> {
-    if !s.starts_with('{') {
-        return None;
-    }
-    let counts: BTreeMap<String, i64> = serde_json::from_str(s).ok()?;
-    Some(counts.into_iter().collect())
-}
-
-/// A JSON number as an integer, floats truncated (saturating).
-fn truncated(n: &serde_json::Number) -> i64 {
-    n.as_i64().unwrap_or_else(|| n.as_f64().unwrap() as i64)
-}
-
-fn classify(mode: Mode, field: &str, value: &Json) -> Class {
-    // §4.7: Turbine 2.x counts every propertyValue_* as a string, even numbers.
-    let property = mode == Mode::Turbine2 && field.starts_with("propertyValue_");
-    let one = |s: String| Class::Counts(vec![(s, 1)]);
-    match value {
-        Json::Number(n) => match n.as_i64() {
-            Some(i) if property => one(i.to_string()),
-            Some(i) => Class::Int(i),
-            // §4.3: a float is a string attribute in 1.x; §4.7: truncated and summed in 2.x.
-            None if property || mode == Mode::Turbine1 => one(n.as_f64().unwrap().to_string()),
-            None => Class::Int(truncated(n)),
-        },
-        Json::Bool(b) => one(b.to_string()),
-        // The parser reads an array as null.
-        Json::Null | Json::Array(_) => one("null".to_owned()),
-        Json::String(s) => counts_in(s).map_or_else(|| one(s.clone()), Class::Counts),
-        Json::Object(o) => {
-            // Objects of numbers; what is not a number is left out.
-            let entries: Vec<(String, i64)> = o
-                .iter()
-                .filter_map(|(k, v)| v.as_number().map(|n| (k.clone(), truncated(n))))
-                .collect();
-            if property {
-                Class::Counts(entries)
-            } else {
-                Class::Map(entries)
-            }
-        }
-    }
-}
-
-#[derive(Debug)]
-enum Acc {
-    Sum(i64),
-    Map(BTreeMap<String, i64>),
-    Counts(BTreeMap<String, i64>),
-}
-
-impl Acc {
-    fn new(class: Class) -> Self {
-        match class {
-            Class::Int(n) => Acc::Sum(n),
-            Class::Map(entries) => Acc::Map(entries.into_iter().collect()),
-            Class::Counts(counts) => {
-                let mut acc = BTreeMap::new();
-                for (v, n) in counts {
-                    *acc.entry(v).or_insert(0i64) += n;
-                }
-                Acc::Counts(acc)
-            }
-        }
-    }
-
-    /// A value of another kind than the field's first host's is left out, except that
-    /// anything adds to counts (the aggregator's documented rule for mixed kinds).
-    fn add(&mut self, class: Class) {
-        match (self, class) {
-            (Acc::Sum(sum), Class::Int(n)) => *sum = sum.saturating_add(n),
-            (Acc::Map(sums), Class::Map(entries)) => {
-                for (k, n) in entries {
-                    let slot = sums.entry(k).or_insert(0);
-                    *slot = slot.saturating_add(n);
-                }
-            }
-            (Acc::Counts(counts), class) => {
-                let more = match class {
-                    Class::Int(n) => vec![(n.to_string(), 1)],
-                    Class::Map(entries) | Class::Counts(entries) => entries,
-                };
-                for (v, n) in more {
-                    let slot = counts.entry(v).or_insert(0);
-                    *slot = slot.saturating_add(n);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn output(&self, mode: Mode) -> Json {
-        // §4.3: negative sums are written as 0 by 1.x; §4.7: 2.x does not clamp.
-        let clamp = |n: i64| if mode == Mode::Turbine1 { n.max(0) } else { n };
-        match self {
-            Acc::Sum(n) => clamp(*n).into(),
-            Acc::Map(sums) => sums
-                .iter()
-                .map(|(k, n)| (k.clone(), Json::from(clamp(*n))))
-                .collect::<Map<_, _>>()
-                .into(),
-            Acc::Counts(counts) => {
-                let present: BTreeMap<&str, i64> = counts
-                    .iter()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(v, n)| (v.as_str(), *n))
-                    .collect();
-                match present.len() {
-                    0 if mode == Mode::Turbine1 => "".into(),
-                    0 => json!({}),
-                    1 => match *present.keys().next().unwrap() {
-                        "true" => true.into(),
-                        "false" => false.into(),
-                        v => v.into(),
-                    },
-                    // 1.x: a JSON string holding the compact object of counts; 2.x: the object.
-                    _ if mode == Mode::Turbine1 => serde_json::to_string(&present).unwrap().into(),
-                    _ => serde_json::to_value(&present).unwrap(),
-                }
-            }
-        }
-    }
-}
-
-/// The merge of the hosts' last messages of one key, from scratch.
-fn merge<'a>(
-    mode: Mode,
-    kind: &str,
-    name: &str,
-    hosts: impl Iterator<Item = &'a Map<String, Json>>,
-) -> Json {
-    let mut accs: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut reporting_hosts = 0i64;
-    for message in hosts {
-        // §4.3: reportingHosts is summed, 1 when absent (the parser also takes a value that
-        // is not a non-negative integer as 1).
-        let rh = message
-            .get("reportingHosts")
-            .and_then(Json::as_i64)
-            .filter(|n| *n >= 0)
-            .unwrap_or(1);
-        reporting_hosts = reporting_hosts.saturating_add(rh);
-        for (field, value) in message {
-            if matches!(
-                field.as_str(),
-                "type" | "name" | "reportingHosts" | "currentTime"
-            ) {
-                continue;
-            }
-            let class = classify(mode, field, value);
-            match accs.get_mut(field) {
-                Some(acc) => acc.add(class),
-                None => {
-                    accs.insert(field.clone(), Acc::new(class));
-                }
-            }
-        }
-    }
-    let mut out: Map<String, Json> = accs
-        .iter()
-        .map(|(field, acc)| (field.clone(), acc.output(mode)))
-        .collect();
-    out.insert("type".into(), kind.into());
-    out.insert("name".into(), name.into());
-    out.insert("reportingHosts".into(), reporting_hosts.into());
-    out.into()
-}
-
-/// The last message of each host per key, as serde_json reads them.
-#[derive(Debug)]
-struct Model {
-    mode: Mode,
-    max_keys: usize,
-    keys: BTreeMap<(String, String), BTreeMap<HostId, (u64, Map<String, Json>)>>,
-    dropped: u64,
-}
-
-impl Model {
-    fn new(mode: Mode, max_keys: usize) -> Self {
-        Self {
-            mode,
-            max_keys,
-            keys: BTreeMap::new(),
-            dropped: 0,
-        }
-    }
-
-    /// `json` is the text of a `data:` line the parser accepts.
-    fn update(&mut self, host: HostId, at: u64, json: &str) -> bool {
-        let Json::Object(message) = serde_json::from_str::<Json>(json).unwrap() else {
-            panic!("not an object")
-        };
-        let kind = message["type"].as_str().unwrap().to_owned();
-        let name = message["name"].as_str().unwrap().to_owned();
-        // §4.4, §4.5: not metrics.
-        if kind == "meta" || message.contains_key("deleteData") {
-            return false;
-        }
-        let key = (kind, name);
-        if !self.keys.contains_key(&key) && self.keys.len() >= self.max_keys {
-            self.dropped += 1;
-            return false;
-        }
-        self.keys
-            .entry(key)
-            .or_default()
-            .insert(host, (at, message));
-        true
-    }
-
-    fn remove_host(&mut self, host: HostId) {
-        for hosts in self.keys.values_mut() {
-            hosts.remove(&host);
-        }
-        self.keys.retain(|_, hosts| !hosts.is_empty());
-    }
-
-    fn expire(&mut self, before: u64) -> usize {
-        let mut removed = 0;
-        for hosts in self.keys.values_mut() {
-            let n = hosts.len();
-            hosts.retain(|_, (at, _)| *at >= before);
-            removed += n - hosts.len();
-        }
-        self.keys.retain(|_, hosts| !hosts.is_empty());
-        removed
-    }
-
-    fn output(&self) -> BTreeMap<(String, String), Json> {
-        self.keys
-            .iter()
-            .map(|((kind, name), hosts)| {
-                let merged = merge(self.mode, kind, name, hosts.values().map(|(_, m)| m));
-                ((kind.clone(), name.clone()), merged)
-            })
-            .collect()
-    }
 }
 
 // ===== comparing =====
@@ -289,27 +42,6 @@ fn events(buf: &[u8]) -> Vec<&[u8]> {
         rest = rest[end..].strip_prefix(b"\n\n").unwrap();
     }
     events
-}
-
-/// 1.x writes several values as a string holding an object of counts: compare the counts,
-/// not the text (the order of its keys is free).
-fn normalize(value: &Json) -> Json {
-    let Json::Object(fields) = value else {
-        panic!("not an object: {value}")
-    };
-    fields
-        .iter()
-        .map(|(k, v)| {
-            let v = match v.as_str().and_then(counts_in) {
-                Some(counts) => {
-                    json!({ "$counts": counts.into_iter().collect::<BTreeMap<_, _>>() })
-                }
-                None => v.clone(),
-            };
-            (k.clone(), v)
-        })
-        .collect::<Map<_, _>>()
-        .into()
 }
 
 fn key(kind: &str, name: &str) -> Key {

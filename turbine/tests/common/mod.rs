@@ -1,6 +1,7 @@
 //! Test peers on loopback: SSE upstreams that send what a test tells them (garbage included),
 //! a turbine served on a free port, and a client of its stream.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+pub mod model;
 
 use std::{
     net::SocketAddr,
