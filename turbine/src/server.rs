@@ -321,8 +321,52 @@ async fn metrics(State(turbine): State<Turbine>) -> Response {
         .into_response()
 }
 
+/// What each of the turbine's own metrics is.
+const DESCRIPTIONS: &[(&str, &str)] = &[
+    ("turbine_stream_clients", "Open /turbine.stream clients."),
+    (
+        "turbine_keys",
+        "(type, name) keys some host of the cluster reports.",
+    ),
+    (
+        "turbine_keys_dropped_total",
+        "Messages dropped because the cluster had max_keys_per_cluster keys.",
+    ),
+    (
+        "turbine_instances",
+        "Instances by state: connected, retrying, or stale (data no longer counted).",
+    ),
+    (
+        "turbine_messages_total",
+        "Messages read from the cluster's instances.",
+    ),
+    (
+        "turbine_parse_errors_total",
+        "Lines from the cluster's instances refused as invalid.",
+    ),
+    (
+        "turbine_connects_total",
+        "Streams opened to the cluster's instances.",
+    ),
+    (
+        "turbine_connection_failures_total",
+        "Connections to the cluster's instances that failed or ended.",
+    ),
+    (
+        "turbine_discovery_ok",
+        "1 when the cluster's last discovery look-up worked, else 0.",
+    ),
+];
+
 /// The turbine's own metrics, from the clusters' views.
 fn publish(views: &[ClusterView], open: usize) {
+    for (name, help) in DESCRIPTIONS {
+        if name.ends_with("_total") {
+            metrics::describe_counter!(*name, *help);
+        } else {
+            metrics::describe_gauge!(*name, *help);
+        }
+    }
     metrics::gauge!("turbine_stream_clients").set(open as f64);
     for view in views {
         let cluster = view.name.clone();

@@ -418,6 +418,36 @@ async fn http_side() {
         "{metrics}"
     );
     assert!(metrics.contains("turbine_stream_clients 1"), "{metrics}");
+    promtool_check(&metrics);
+}
+
+/// `promtool check metrics` (Debian's `prometheus`, installed by scripts/test.sh) must find
+/// the exposition valid and lint-clean. Fails when promtool is missing.
+fn promtool_check(text: &str) {
+    use std::{
+        io::Write,
+        process::{Command, Stdio},
+    };
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is needed (Debian package `prometheus`, see scripts/test.sh)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = [out.stdout, out.stderr].concat();
+    assert!(
+        out.status.success() && report.trim_ascii().is_empty(),
+        "promtool: {}\n{text}",
+        String::from_utf8_lossy(&report)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
