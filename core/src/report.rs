@@ -144,6 +144,84 @@ pub struct CommandReport {
     pub settings: CommandSettingsReport,
 }
 
+#[cfg(feature = "test-util")]
+impl CommandReport {
+    /// A report in which every field has a known value of its own, for tests of what is
+    /// written from it: the events in the order of their names on the wire (bad requests,
+    /// collapsed, emit, exceptions thrown, failure, fallback emit / failure / missing /
+    /// rejection / success, responses from cache, semaphore rejected, short-circuited,
+    /// success, thread-pool rejected, timeout, then fallback disabled, cancelled and command
+    /// max active, which are not on the wire) count 1, 2, ... 19; health 30 errors of 120; concurrency 3, rolling maximum 7; execution
+    /// latency mean 12, percentiles 1, 5, 10, 15, 20, 25, 40, 45, 90; total latency mean 14,
+    /// percentiles 2, 6, 11, 16, 22, 27, 43, 48, 95 (100 samples each); a half-open circuit;
+    /// settings at their defaults but forced closed, thread isolation with the pool override
+    /// `Override`, semaphores of 11 and 12, and no request cache.
+    pub fn sample(name: &str, group: &str, pool: &str) -> Self {
+        use crate::{EventCounts, HealthCounts, HystrixEventType as Ev, LatencySnapshot};
+        let mut counts = EventCounts::zero();
+        let events = [
+            Ev::BadRequest,
+            Ev::Collapsed,
+            Ev::Emit,
+            Ev::ExceptionThrown,
+            Ev::Failure,
+            Ev::FallbackEmit,
+            Ev::FallbackFailure,
+            Ev::FallbackMissing,
+            Ev::FallbackRejection,
+            Ev::FallbackSuccess,
+            Ev::ResponseFromCache,
+            Ev::SemaphoreRejected,
+            Ev::ShortCircuited,
+            Ev::Success,
+            Ev::ThreadPoolRejected,
+            Ev::Timeout,
+            Ev::FallbackDisabled,
+            Ev::Cancelled,
+            Ev::CommandMaxActive,
+        ];
+        for (n, event) in (1..).zip(events) {
+            counts.set(event, n);
+        }
+        Self {
+            metrics: CommandSnapshot {
+                key: CommandKey::from(name),
+                group: group.into(),
+                pool: pool.into(),
+                counts,
+                cumulative: EventCounts::zero(),
+                health: HealthCounts {
+                    total: 120,
+                    errors: 30,
+                },
+                current_concurrent: 3,
+                rolling_max_concurrent: 7,
+                latency_execute: LatencySnapshot {
+                    count: 100,
+                    mean: 12,
+                    percentiles: [1, 5, 10, 15, 20, 25, 40, 45, 90],
+                },
+                latency_total: LatencySnapshot {
+                    count: 100,
+                    mean: 14,
+                    percentiles: [2, 6, 11, 16, 22, 27, 43, 48, 95],
+                },
+                rolling_stats_window: RollingWindow::COUNTS,
+            },
+            circuit: CircuitStatus::HalfOpen,
+            settings: CommandSettingsReport {
+                circuit_breaker_force_closed: true,
+                isolation: IsolationStrategy::Thread,
+                thread_pool_key_override: Some("Override".into()),
+                max_concurrent_requests: 11,
+                fallback_max_concurrent_requests: 12,
+                request_cache_enabled: false,
+                ..CommandSettingsReport::default()
+            },
+        }
+    }
+}
+
 /// A thread pool's settings in force (`hystrix.threadpool.<key>.*`, spec §3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadPoolSettingsReport {
@@ -190,6 +268,33 @@ pub struct ThreadPoolReport {
     pub metrics: ThreadPoolMetrics,
     /// Its settings in force.
     pub settings: ThreadPoolSettingsReport,
+}
+
+#[cfg(feature = "test-util")]
+impl ThreadPoolReport {
+    /// A report in which every number has a known value of its own (active 2, queued 1, pool
+    /// 8, largest 9, core 10, maximum 12, `completed` tasks of 348, 40 executed and 3 rejected
+    /// in the window, rolling maximum 6, queue threshold 5), with the default settings.
+    pub fn sample(name: &str, completed: u64) -> Self {
+        Self {
+            key: ThreadPoolKey::from(name),
+            metrics: ThreadPoolMetrics {
+                active_count: 2,
+                queue_size: 1,
+                pool_size: 8,
+                largest_pool_size: 9,
+                core_pool_size: 10,
+                maximum_pool_size: 12,
+                completed_task_count: completed,
+                task_count: 348,
+                rolling_executed: 40,
+                rolling_rejected: 3,
+                rolling_max_active: 6,
+                queue_size_rejection_threshold: 5,
+            },
+            settings: ThreadPoolSettingsReport::default(),
+        }
+    }
 }
 
 /// Something that reports a command: what the stream's registry holds.

@@ -6,9 +6,8 @@
 use std::{collections::BTreeSet, fmt, fs, path::PathBuf, time::Duration};
 
 use hystrix_core::{
-    CircuitStatus, CommandKey, CommandReport, CommandSettingsReport, CommandSnapshot, EventCounts,
-    HealthCounts, HystrixEventType as Ev, IsolationStrategy, LatencySnapshot, MetricsConfig,
-    RollingWindow, ThreadPoolKey, ThreadPoolMetrics, ThreadPoolReport, ThreadPoolSettingsReport,
+    CircuitStatus, CommandReport, CommandSettingsReport, HystrixEventType as Ev, IsolationStrategy,
+    MetricsConfig, RollingWindow, ThreadPoolReport, ThreadPoolSettingsReport,
 };
 use hystrix_stream::encode::{self, Encoder};
 use proptest::prelude::*;
@@ -20,89 +19,11 @@ const NOW: u64 = 1_700_000_000_123;
 // ===== fixed reports =====
 
 fn command(name: &str, group: &str, pool: &str) -> CommandReport {
-    let mut counts = EventCounts::zero();
-    for (event, n) in [
-        (Ev::BadRequest, 1),
-        (Ev::Collapsed, 2),
-        (Ev::Emit, 3),
-        (Ev::ExceptionThrown, 4),
-        (Ev::Failure, 5),
-        (Ev::FallbackEmit, 6),
-        (Ev::FallbackFailure, 7),
-        (Ev::FallbackMissing, 8),
-        (Ev::FallbackRejection, 9),
-        (Ev::FallbackSuccess, 10),
-        (Ev::ResponseFromCache, 11),
-        (Ev::SemaphoreRejected, 12),
-        (Ev::ShortCircuited, 13),
-        (Ev::Success, 14),
-        (Ev::ThreadPoolRejected, 15),
-        (Ev::Timeout, 16),
-        // Not on the wire.
-        (Ev::FallbackDisabled, 17),
-        (Ev::Cancelled, 18),
-        (Ev::CommandMaxActive, 19),
-    ] {
-        counts.set(event, n);
-    }
-    CommandReport {
-        metrics: CommandSnapshot {
-            key: CommandKey::from(name),
-            group: group.into(),
-            pool: pool.into(),
-            counts,
-            cumulative: EventCounts::zero(),
-            // The breaker's health, not derived from the counts above.
-            health: HealthCounts {
-                total: 120,
-                errors: 30,
-            },
-            current_concurrent: 3,
-            rolling_max_concurrent: 7,
-            latency_execute: LatencySnapshot {
-                count: 100,
-                mean: 12,
-                percentiles: [1, 5, 10, 15, 20, 25, 40, 45, 90],
-            },
-            latency_total: LatencySnapshot {
-                count: 100,
-                mean: 14,
-                percentiles: [2, 6, 11, 16, 22, 27, 43, 48, 95],
-            },
-            rolling_stats_window: RollingWindow::COUNTS,
-        },
-        circuit: CircuitStatus::HalfOpen,
-        settings: CommandSettingsReport {
-            circuit_breaker_force_closed: true,
-            isolation: IsolationStrategy::Thread,
-            thread_pool_key_override: Some("Override".into()),
-            max_concurrent_requests: 11,
-            fallback_max_concurrent_requests: 12,
-            request_cache_enabled: false,
-            ..CommandSettingsReport::default()
-        },
-    }
+    CommandReport::sample(name, group, pool)
 }
 
 fn pool(name: &str, completed: u64) -> ThreadPoolReport {
-    ThreadPoolReport {
-        key: ThreadPoolKey::from(name),
-        metrics: ThreadPoolMetrics {
-            active_count: 2,
-            queue_size: 1,
-            pool_size: 8,
-            largest_pool_size: 9,
-            core_pool_size: 10,
-            maximum_pool_size: 12,
-            completed_task_count: completed,
-            task_count: 348,
-            rolling_executed: 40,
-            rolling_rejected: 3,
-            rolling_max_active: 6,
-            queue_size_rejection_threshold: 5,
-        },
-        settings: ThreadPoolSettingsReport::default(),
-    }
+    ThreadPoolReport::sample(name, completed)
 }
 
 fn command_line(report: &CommandReport) -> String {

@@ -7,9 +7,8 @@
 use std::{fmt, fs, sync::Arc, time::Duration};
 
 use hystrix_core::{
-    CircuitStatus, CommandKey, CommandReport, CommandSettingsReport, CommandSnapshot, EventCounts,
-    HealthCounts, HystrixEventType as Ev, IsolationStrategy, LatencySnapshot, RollingWindow,
-    ThreadPoolKey, ThreadPoolMetrics, ThreadPoolReport, ThreadPoolSettingsReport,
+    CircuitStatus, CommandReport, CommandSettingsReport, HealthCounts, HystrixEventType as Ev,
+    IsolationStrategy, ThreadPoolReport,
 };
 use hystrix_stream::encode::{self, Encoder};
 use hystrix_turbine::parse::{
@@ -1155,90 +1154,11 @@ fn every_data_line_of_every_fixture_parses() {
 const NOW: u64 = 1_700_000_000_123;
 
 fn command(name: &str, group: &str, pool: &str) -> CommandReport {
-    let mut counts = EventCounts::zero();
-    for (i, event) in [
-        Ev::BadRequest,
-        Ev::Collapsed,
-        Ev::Emit,
-        Ev::ExceptionThrown,
-        Ev::Failure,
-        Ev::FallbackEmit,
-        Ev::FallbackFailure,
-        Ev::FallbackMissing,
-        Ev::FallbackRejection,
-        Ev::FallbackSuccess,
-        Ev::ResponseFromCache,
-        Ev::SemaphoreRejected,
-        Ev::ShortCircuited,
-        Ev::Success,
-        Ev::ThreadPoolRejected,
-        Ev::Timeout,
-        Ev::FallbackDisabled,
-        Ev::Cancelled,
-        Ev::CommandMaxActive,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        counts.set(event, i as u64 + 1);
-    }
-    CommandReport {
-        metrics: CommandSnapshot {
-            key: CommandKey::from(name),
-            group: group.into(),
-            pool: pool.into(),
-            counts,
-            cumulative: EventCounts::zero(),
-            health: HealthCounts {
-                total: 120,
-                errors: 30,
-            },
-            current_concurrent: 3,
-            rolling_max_concurrent: 7,
-            latency_execute: LatencySnapshot {
-                count: 100,
-                mean: 12,
-                percentiles: [1, 5, 10, 15, 20, 25, 40, 45, 90],
-            },
-            latency_total: LatencySnapshot {
-                count: 100,
-                mean: 14,
-                percentiles: [2, 6, 11, 16, 22, 27, 43, 48, 95],
-            },
-            rolling_stats_window: RollingWindow::COUNTS,
-        },
-        circuit: CircuitStatus::HalfOpen,
-        settings: CommandSettingsReport {
-            circuit_breaker_force_closed: true,
-            isolation: IsolationStrategy::Thread,
-            thread_pool_key_override: Some("Override".into()),
-            max_concurrent_requests: 11,
-            fallback_max_concurrent_requests: 12,
-            request_cache_enabled: false,
-            ..CommandSettingsReport::default()
-        },
-    }
+    CommandReport::sample(name, group, pool)
 }
 
 fn pool(name: &str, completed: u64) -> ThreadPoolReport {
-    ThreadPoolReport {
-        key: ThreadPoolKey::from(name),
-        metrics: ThreadPoolMetrics {
-            active_count: 2,
-            queue_size: 1,
-            pool_size: 8,
-            largest_pool_size: 9,
-            core_pool_size: 10,
-            maximum_pool_size: 12,
-            completed_task_count: completed,
-            task_count: 348,
-            rolling_executed: 40,
-            rolling_rejected: 3,
-            rolling_max_active: 6,
-            queue_size_rejection_threshold: 5,
-        },
-        settings: ThreadPoolSettingsReport::default(),
-    }
+    ThreadPoolReport::sample(name, completed)
 }
 
 /// Reports of every shape: the golden one, semaphore with no override and no timeout, a
