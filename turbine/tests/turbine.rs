@@ -194,7 +194,12 @@ async fn a_silent_host_goes_stale_and_keys_nobody_reports_disappear() {
             .event(WAIT, |v| is_command(v, "Get") && v["reportingHosts"] == 1)
             .await
             .expect("b expired");
-        // A tick without OnlyOnB: read until the next meta-free frame of Get and no OnlyOnB.
+        // b's two keys were last received up to one send period apart, so they expire up to
+        // one period apart: let a few ticks pass, then OnlyOnB must be gone for good.
+        let settle = tokio::time::Instant::now() + 4 * EVERY;
+        while tokio::time::Instant::now() < settle {
+            stream.line(WAIT).await.unwrap();
+        }
         let mut seen_only_on_b = false;
         for _ in 0..30 {
             let line = stream.line(WAIT).await.unwrap();
