@@ -43,4 +43,4 @@ mod sse;
 
 pub use self::prometheus::{PrometheusBridge, PrometheusExporter};
 pub use self::registry::MetricsRegistry;
-pub use self::sse::{HystrixStream, StreamStats, sse_headers};
+pub use self::sse::{ConnectionCount, ConnectionSlot, HystrixStream, StreamStats, sse_headers};

@@ -4,10 +4,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     convert::Infallible,
     fmt, io,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -24,6 +21,7 @@ use http::{
     HeaderValue, StatusCode,
     header::{ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_TYPE},
 };
+use hystrix_stream::{ConnectionCount, ConnectionSlot};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tokio::{
     net::TcpListener,
@@ -74,7 +72,7 @@ struct Inner {
     clusters: BTreeMap<String, ClusterHandle>,
     allow_origin: Option<HeaderValue>,
     max_connections: usize,
-    open: AtomicUsize,
+    open: ConnectionCount,
     prometheus: Mutex<(PrometheusRecorder, PrometheusHandle)>,
 }
 
@@ -124,7 +122,7 @@ impl Turbine {
                     .as_deref()
                     .and_then(|o| HeaderValue::from_str(o).ok()),
                 max_connections: config.max_connections,
-                open: AtomicUsize::new(0),
+                open: ConnectionCount::new(),
                 prometheus: Mutex::new((recorder, handle)),
             }),
         })
@@ -157,7 +155,7 @@ impl Turbine {
 
     /// `/turbine.stream` clients connected now.
     pub fn open_connections(&self) -> usize {
-        self.inner.open.load(Ordering::Acquire)
+        self.inner.open.open()
     }
 
     fn with_cors(&self, mut response: Response) -> Response {
@@ -190,7 +188,11 @@ async fn turbine_stream(
             format!("Cluster not found: {name}\n"),
         )
             .into_response(),
-        Some(cluster) => match Slot::acquire(&turbine) {
+        Some(cluster) => match turbine
+            .inner
+            .open
+            .try_acquire(turbine.inner.max_connections)
+        {
             None => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -218,7 +220,7 @@ async fn turbine_stream(
 fn connection(
     frames: watch::Receiver<Bytes>,
     delay: Option<Duration>,
-    slot: Slot,
+    slot: ConnectionSlot,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     ping.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -249,29 +251,6 @@ fn connection(
             }
         },
     )
-}
-
-/// A `/turbine.stream` client, counted until its body is dropped.
-struct Slot(Turbine);
-
-impl Slot {
-    fn acquire(turbine: &Turbine) -> Option<Self> {
-        let max = turbine.inner.max_connections;
-        turbine
-            .inner
-            .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self(turbine.clone()))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.inner.open.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 async fn clusters(State(turbine): State<Turbine>) -> Response {

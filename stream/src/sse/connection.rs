@@ -56,34 +56,59 @@ pub(crate) enum Kind {
 /// What every connection of a router adds to.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) open: AtomicUsize,
+    pub(crate) open: ConnectionCount,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) frames_encoded: AtomicU64,
 }
 
-// ===== impl Slot =====
+// ===== impl ConnectionCount =====
 
-/// One open connection, counted until dropped (with the response body, when the client goes
-/// away or the server shuts down).
-#[derive(Debug)]
-pub(crate) struct Slot(Arc<Counters>);
+/// Open streaming connections, counted against a maximum: what `/hystrix.stream` and
+/// `/turbine.stream` answer 503 on.
+///
+/// ```
+/// use hystrix_stream::ConnectionCount;
+///
+/// let count = ConnectionCount::new();
+/// let first = count.try_acquire(1).unwrap();
+/// assert!(count.try_acquire(1).is_none(), "at the maximum");
+/// drop(first); // the client went away
+/// assert_eq!(count.open(), 0);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionCount(Arc<AtomicUsize>);
 
-impl Slot {
-    /// Takes a slot if fewer than `max` are taken. Never counts past `max`, even for a moment.
-    pub(crate) fn acquire(counters: &Arc<Counters>, max: usize) -> Option<Self> {
-        counters
-            .open
+impl ConnectionCount {
+    /// No connection open.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// A slot if fewer than `max` are taken. Never counts past `max`, even for a moment.
+    pub fn try_acquire(&self, max: usize) -> Option<ConnectionSlot> {
+        self.0
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
             .ok()
-            .map(|_| Self(counters.clone()))
+            .map(|_| ConnectionSlot(self.0.clone()))
     }
 }
 
-impl Drop for Slot {
+/// One open connection, counted until dropped (with the response body, when the client goes
+/// away or the server shuts down).
+#[derive(Debug)]
+#[must_use = "the slot is freed when dropped"]
+pub struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -161,7 +186,7 @@ pub(crate) struct Connection {
     data: Interval,
     ping: Interval,
     first: bool,
-    _slot: Slot,
+    _slot: ConnectionSlot,
 }
 
 enum Tick {
@@ -174,7 +199,7 @@ impl Connection {
     /// `ping_every`, both on the router's schedule from `epoch`.
     pub(crate) fn new(
         source: Arc<FrameSource>,
-        slot: Slot,
+        slot: ConnectionSlot,
         counters: Arc<Counters>,
         epoch: Instant,
         delay: Duration,
@@ -248,20 +273,17 @@ mod tests {
 
     #[test]
     fn slots_never_exceed_the_maximum_and_free_on_drop() {
-        let counters = Arc::new(Counters::default());
-        let a = Slot::acquire(&counters, 2);
-        let b = Slot::acquire(&counters, 2);
+        let count = ConnectionCount::new();
+        let a = count.try_acquire(2);
+        let b = count.try_acquire(2);
         assert!(a.is_some() && b.is_some());
-        assert!(Slot::acquire(&counters, 2).is_none());
-        assert_eq!(counters.open.load(Ordering::Acquire), 2);
+        assert!(count.try_acquire(2).is_none());
+        assert_eq!(count.open(), 2);
         drop(a);
-        assert!(
-            Slot::acquire(&counters, 2).is_some(),
-            "freed, then dropped again"
-        );
+        assert!(count.try_acquire(2).is_some(), "freed, then dropped again");
         drop(b);
-        assert_eq!(counters.open.load(Ordering::Acquire), 0);
-        assert!(Slot::acquire(&counters, 0).is_none());
+        assert_eq!(count.open(), 0);
+        assert!(count.try_acquire(0).is_none());
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,6 +3,8 @@
 mod auth;
 mod connection;
 
+pub use self::connection::{ConnectionCount, ConnectionSlot};
+
 use std::{
     fmt,
     future::Future,
@@ -32,7 +34,7 @@ use tokio::{
 
 use self::{
     auth::Auth,
-    connection::{Connection, Counters, FrameSource, Kind, Slot},
+    connection::{Connection, Counters, FrameSource, Kind},
 };
 use crate::MetricsRegistry;
 
@@ -265,7 +267,7 @@ impl HystrixStream {
 
     /// Streams open now, over every router built from this stream or its clones.
     pub fn open_connections(&self) -> usize {
-        self.counters.open.load(Ordering::Acquire)
+        self.counters.open.open()
     }
 
     /// What the connections have done so far.
@@ -464,7 +466,7 @@ impl Shared {
             // What a GET would get, without taking a slot.
             return (StatusCode::OK, sse_headers).into_response();
         }
-        let Some(slot) = Slot::acquire(&self.counters, self.max_connections) else {
+        let Some(slot) = self.counters.open.try_acquire(self.max_connections) else {
             tracing::debug!(
                 max = self.max_connections,
                 "hystrix stream: connection refused"
