@@ -194,10 +194,7 @@ impl Aggregator {
     pub fn write<B: BufMut>(&self, buf: &mut B) {
         let mut merge = Merge::default();
         for (key, hosts) in &self.keys {
-            merge.clear();
-            for entry in hosts.values() {
-                merge.add(self.mode, &entry.message);
-            }
+            self.merge_into(&mut merge, hosts);
             buf.put_slice(b"data: ");
             merge.write(self.mode, key, buf);
             buf.put_slice(b"\n\n");
@@ -206,14 +203,19 @@ impl Aggregator {
 
     /// The merged JSON object of one key, if some host reports it.
     pub fn merged(&self, key: &Key) -> Option<Vec<u8>> {
-        let hosts = self.keys.get(key)?;
         let mut merge = Merge::default();
-        for entry in hosts.values() {
-            merge.add(self.mode, &entry.message);
-        }
+        self.merge_into(&mut merge, self.keys.get(key)?);
         let mut out = Vec::new();
         merge.write(self.mode, key, &mut out);
         Some(out)
+    }
+
+    /// Resets `merge` to the merge of `hosts`' last messages.
+    fn merge_into<'a>(&self, merge: &mut Merge<'a>, hosts: &'a BTreeMap<HostId, Entry>) {
+        merge.clear();
+        for entry in hosts.values() {
+            merge.add(self.mode, &entry.message);
+        }
     }
 }
 

@@ -17,7 +17,11 @@ use http::{
 };
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use tokio::{net::TcpStream, sync::mpsc};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    sync::mpsc,
+};
 use tokio_rustls::{
     TlsConnector,
     rustls::{self, pki_types::ServerName},
@@ -205,7 +209,7 @@ async fn stream_once(
         .map_err(|_| UpstreamError::Timeout("no connection", settings.connect_timeout))?
         .map_err(UpstreamError::Connect)?;
     let _ = tcp.set_nodelay(true);
-    if endpoint.https.unwrap_or(settings.https) {
+    let io: Box<dyn Io> = if endpoint.https.unwrap_or(settings.https) {
         let config = settings
             .tls
             .clone()
@@ -219,42 +223,36 @@ async fn stream_once(
         .await
         .map_err(|_| UpstreamError::Timeout("no TLS handshake", settings.connect_timeout))?
         .map_err(|e| UpstreamError::Tls(e.to_string()))?;
-        read(
-            TokioIo::new(tls),
-            endpoint,
-            host,
-            settings,
-            status,
-            tx,
-            delivered,
-        )
-        .await
+        Box::new(tls)
     } else {
-        read(
-            TokioIo::new(tcp),
-            endpoint,
-            host,
-            settings,
-            status,
-            tx,
-            delivered,
-        )
-        .await
-    }
+        Box::new(tcp)
+    };
+    read(
+        TokioIo::new(io),
+        endpoint,
+        host,
+        settings,
+        status,
+        tx,
+        delivered,
+    )
+    .await
 }
 
-async fn read<I>(
-    io: I,
+/// A connection to an instance, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+async fn read(
+    io: TokioIo<Box<dyn Io>>,
     endpoint: &Endpoint,
     host: HostId,
     settings: &UpstreamSettings,
     status: &InstanceStatus,
     tx: &mpsc::Sender<Batch>,
     delivered: &mut bool,
-) -> Result<Never, UpstreamError>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
+) -> Result<Never, UpstreamError> {
     // A stream's read buffer would grow to a whole tick of the instance (hyper's default
     // allows 400 KiB); lines are split out as they come, so a small one serves as well, and a
     // thousand instances cost a thousand of them.
