@@ -32,4 +32,5 @@ pub use self::{
     cluster::{ClusterView, DiscoveryView, InstanceView, Totals},
     config::{Config, ConfigError},
     server::Turbine,
+    upstream::tls_client_config,
 };

@@ -32,7 +32,7 @@ use tokio::{
 use crate::{
     cluster::{ClusterHandle, ClusterSpec, ClusterView},
     config::{Config, ConfigError},
-    upstream::{UpstreamSettings, tls_config},
+    upstream::{UpstreamSettings, tls_client_config},
 };
 
 /// The heart-beat of `/turbine.stream`: an SSE comment, as Turbine 1.x.
@@ -85,7 +85,7 @@ impl Turbine {
         let mut clusters = BTreeMap::new();
         for plan in plans {
             let tls = if plan.needs_tls {
-                Some(Arc::new(tls_config(plan.ca_file.as_deref()).map_err(
+                Some(Arc::new(tls_client_config(plan.ca_file.as_deref()).map_err(
                     |e| ConfigError(format!("[clusters.{}]: TLS: {e}", plan.name)),
                 )?))
             } else {

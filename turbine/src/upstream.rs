@@ -354,8 +354,9 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// The TLS client configuration: the system's roots, and the certificates of `ca_file` if any.
-pub(crate) fn tls_config(
+/// The TLS client configuration of the turbine's upstreams (rustls with ring): the system's
+/// roots, and the certificates of `ca_file` (PEM) if any. Also used by the dashboard's proxy.
+pub fn tls_client_config(
     ca_file: Option<&std::path::Path>,
 ) -> Result<rustls::ClientConfig, String> {
     use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject};
