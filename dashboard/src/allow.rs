@@ -70,7 +70,8 @@ impl Origin {
                 "allow-list entry `{entry}`: an origin only (scheme, host, port), no path"
             ));
         }
-        let origin = Self::of(&url).ok_or_else(|| format!("allow-list entry `{entry}`: no host"))?;
+        let origin =
+            Self::of(&url).ok_or_else(|| format!("allow-list entry `{entry}`: no host"))?;
         let ip = match origin.host {
             Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
             Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
@@ -182,7 +183,11 @@ pub fn parse_target(target: &str) -> Result<Url, Refused> {
     if target.is_empty() {
         return Err(Refused::Invalid("the origin is empty".into()));
     }
-    let text = if target.len() >= 4 && target[..4].eq_ignore_ascii_case("http") {
+    let http = target
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|b| b.eq_ignore_ascii_case(b"http"));
+    let text = if http {
         target.to_owned()
     } else {
         format!("http://{target}")
@@ -282,7 +287,10 @@ mod tests {
         let url = allow()
             .check("127.0.0.1:8080/turbine.stream?cluster=a#frag")
             .unwrap();
-        assert_eq!(url.as_str(), "http://127.0.0.1:8080/turbine.stream?cluster=a");
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8080/turbine.stream?cluster=a"
+        );
         assert!(allow().check("HTTPS://TURBINE.EXAMPLE/x").is_ok());
         assert!(allow().check("https://turbine.example:443/x").is_ok());
         assert!(allow().check("http://[0:0::1]:9000/").is_ok());
@@ -315,7 +323,14 @@ mod tests {
                 other => panic!("{target}: {other:?}"),
             }
         }
-        for target in ["", "file:///etc/passwd", "gopher://127.0.0.1:8080/", "http://"] {
+        for target in [
+            "",
+            "file:///etc/passwd",
+            "gopher://127.0.0.1:8080/",
+            "http://",
+            "aéé",
+            "htté://x/",
+        ] {
             assert!(allow().check(target).is_err(), "{target}");
         }
     }
