@@ -25,6 +25,10 @@ SYSTEM_PACKAGES=(
   "dnsmasq:dnsmasq"
   # Test certificates for the turbine's HTTPS upstreams (turbine/tests/tls.rs).
   "openssl:openssl"
+  # A real headless browser for the dashboard's tests (dashboard/tests/browser.rs,
+  # tests/dashboard.rs), driven through WebDriver.
+  "chromium:chromium"
+  "chromedriver:chromium-driver"
 )
 missing=()
 for entry in "${SYSTEM_PACKAGES[@]}"; do

@@ -228,7 +228,10 @@ async fn connect(target: &Target, settings: &ProxySettings) -> Result<Upstream, 
     let mut request = Request::get(path)
         .header(HOST, authority(url))
         .header(ACCEPT, "text/event-stream")
-        .header(USER_AGENT, concat!("hystrix-dashboard/", env!("CARGO_PKG_VERSION")))
+        .header(
+            USER_AGENT,
+            concat!("hystrix-dashboard/", env!("CARGO_PKG_VERSION")),
+        )
         .body(Empty::<Bytes>::new())
         .map_err(|e| ProxyError::Upstream(format!("request to {url}: {e}")))?;
     if let Some(value) = &target.authorization {
@@ -236,7 +239,9 @@ async fn connect(target: &Target, settings: &ProxySettings) -> Result<Upstream, 
     }
     let response = timeout(settings.idle_timeout, sender.send_request(request))
         .await
-        .map_err(|_| ProxyError::Timeout("waiting for the stream's headers", settings.idle_timeout))?
+        .map_err(|_| {
+            ProxyError::Timeout("waiting for the stream's headers", settings.idle_timeout)
+        })?
         .map_err(|e| ProxyError::Upstream(format!("{}: {e}", authority(url))))?;
     let status = response.status();
     if status != StatusCode::OK {
@@ -314,11 +319,18 @@ async fn connect_any(
     for addr in addrs {
         match timeout_at(deadline, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) => last = Some(format!("cannot connect to {} ({addr}): {e}", authority(url))),
+            Ok(Err(e)) => {
+                last = Some(format!(
+                    "cannot connect to {} ({addr}): {e}",
+                    authority(url)
+                ))
+            }
             Err(_) => return Err(ProxyError::Timeout("connecting", budget)),
         }
     }
-    Err(ProxyError::Connect(last.unwrap_or_else(|| "no address".into())))
+    Err(ProxyError::Connect(
+        last.unwrap_or_else(|| "no address".into()),
+    ))
 }
 
 /// An upstream's body, and the task driving its connection (aborted with it).

@@ -70,7 +70,11 @@ async fn start_page_opens_the_monitor_with_hystrix_streams_parameter() {
     browser.screenshot("start-page").await;
     browser.click("#monitor").await;
     browser
-        .wait_for(WAIT, "the monitor page", "return location.pathname === '/monitor'")
+        .wait_for(
+            WAIT,
+            "the monitor page",
+            "return location.pathname === '/monitor'",
+        )
         .await;
     let url = browser.client.current_url().await.unwrap();
     let streams = url
@@ -86,10 +90,7 @@ async fn start_page_opens_the_monitor_with_hystrix_streams_parameter() {
     browser
         .wait_for(WAIT, "the circuit", &card_text("Start", ".counter-success"))
         .await;
-    assert_eq!(
-        browser.text("#stream_0 h2").await,
-        "Hystrix Stream: orders"
-    );
+    assert_eq!(browser.text("#stream_0 h2").await, "Hystrix Stream: orders");
     let errors = browser.console_errors(&[]).await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
     browser.close().await;
@@ -119,9 +120,15 @@ async fn circuits_and_pools_show_what_the_stream_sent() {
     browser.goto(&monitor(&base, &feed.url(), "shop")).await;
 
     browser
-        .wait_for(WAIT, "both circuits", "return document.querySelectorAll('#circuits_0 .card').length === 2")
+        .wait_for(
+            WAIT,
+            "both circuits",
+            "return document.querySelectorAll('#circuits_0 .card').length === 2",
+        )
         .await;
-    let status = browser.eval(&card_text("PaymentGateway", ".status"), vec![]).await;
+    let status = browser
+        .eval(&card_text("PaymentGateway", ".status"), vec![])
+        .await;
     assert_eq!(status, "Circuit Forced Open ");
     let colour = browser
         .eval(
@@ -132,7 +139,9 @@ async fn circuits_and_pools_show_what_the_stream_sent() {
         .await;
     assert_eq!(colour, "rgb(208, 0, 0)", "the open status is red");
     assert_eq!(
-        browser.eval(&card_text("PaymentGateway", ".counter-short"), vec![]).await,
+        browser
+            .eval(&card_text("PaymentGateway", ".counter-short"), vec![])
+            .await,
         "42"
     );
     let expected = [
@@ -163,7 +172,10 @@ async fn circuits_and_pools_show_what_the_stream_sent() {
     // The pool: 100 executions over a 10 s window.
     let pool_text = browser.text("#pools_0 .card").await;
     assert!(pool_text.contains("Cluster: 10/s"), "{pool_text}");
-    assert!(pool_text.contains("Executions\n100") || pool_text.contains("Executions 100"), "{pool_text}");
+    assert!(
+        pool_text.contains("Executions\n100") || pool_text.contains("Executions 100"),
+        "{pool_text}"
+    );
     // The incomplete command was dropped, and said so.
     browser
         .wait_for(WAIT, "the meta event's host count", "return document.querySelector('#stream_0 .conn-text').textContent.includes('1 host(s) reporting')")
@@ -218,7 +230,11 @@ async fn turbine_1_and_2_aggregates_give_the_same_rates_and_mixed_states() {
     for i in 0..2 {
         let card = format!("#circuits_{i} .card[data-name=\"Agg\"]");
         let text = browser
-            .wait_for(WAIT, "the aggregate", &format!("const c = document.querySelector('{card}'); return c && c.textContent"))
+            .wait_for(
+                WAIT,
+                "the aggregate",
+                &format!("const c = document.querySelector('{card}'); return c && c.textContent"),
+            )
             .await;
         let text = text.as_str().unwrap();
         for part in [
@@ -260,25 +276,35 @@ async fn sorting_reorders_and_the_filter_hides() {
     let browser = Browser::start().await;
     browser.goto(&monitor(&base, &feed.url(), "sorting")).await;
     browser
-        .wait_for(WAIT, "four circuits", "return document.querySelectorAll('#circuits_0 .card').length === 4")
+        .wait_for(
+            WAIT,
+            "four circuits",
+            "return document.querySelectorAll('#circuits_0 .card').length === 4",
+        )
         .await;
     // Error then Volume (the default): Charlie 50 %, Delta 10 %, then by volume.
     let order = browser
         .wait_for(WAIT, "the default order", &format!("const o = (function(){{{CARD_NAMES}}})(); return o.join() === 'Charlie,Delta,Bravo,Alpha' && o"))
         .await;
     assert_eq!(order, json!(["Charlie", "Delta", "Bravo", "Alpha"]));
-    browser.click("#stream_0 .sort button[data-sort=alphabetical]").await;
+    browser
+        .click("#stream_0 .sort button[data-sort=alphabetical]")
+        .await;
     assert_eq!(
         browser.eval(CARD_NAMES, vec![]).await,
         json!(["Alpha", "Bravo", "Charlie", "Delta"])
     );
     // Choosing it again reverses it.
-    browser.click("#stream_0 .sort button[data-sort=alphabetical]").await;
+    browser
+        .click("#stream_0 .sort button[data-sort=alphabetical]")
+        .await;
     assert_eq!(
         browser.eval(CARD_NAMES, vec![]).await,
         json!(["Delta", "Charlie", "Bravo", "Alpha"])
     );
-    browser.click("#stream_0 .sort button[data-sort=volume]").await;
+    browser
+        .click("#stream_0 .sort button[data-sort=volume]")
+        .await;
     assert_eq!(
         browser.eval(CARD_NAMES, vec![]).await,
         json!(["Delta", "Bravo", "Alpha", "Charlie"])
@@ -298,7 +324,15 @@ async fn sorting_reorders_and_the_filter_hides() {
     );
     filter.clear().await.unwrap();
     filter.send_keys(" ").await.unwrap();
-    assert_eq!(browser.eval(visible, vec![]).await.as_array().unwrap().len(), 4);
+    assert_eq!(
+        browser
+            .eval(visible, vec![])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
 
     // A click on a circuit opens its last minutes as charts.
     browser
@@ -316,7 +350,9 @@ async fn sorting_reorders_and_the_filter_hides() {
     browser.screenshot("circuit-detail").await;
     browser.click("#detail-close").await;
     assert_eq!(
-        browser.eval("return document.getElementById('detail').open", vec![]).await,
+        browser
+            .eval("return document.getElementById('detail').open", vec![])
+            .await,
         json!(false)
     );
     let errors = browser.console_errors(&[]).await;
@@ -353,11 +389,21 @@ async fn the_proxy_refuses_an_origin_not_allowed_and_the_page_says_why() {
         "{why}"
     );
     assert_eq!(
-        browser.eval("return document.querySelector('#stream_1 .conn').dataset.state", vec![]).await,
+        browser
+            .eval(
+                "return document.querySelector('#stream_1 .conn').dataset.state",
+                vec![]
+            )
+            .await,
         "reconnecting"
     );
     assert_eq!(
-        browser.eval("return document.querySelectorAll('#circuits_1 .card').length", vec![]).await,
+        browser
+            .eval(
+                "return document.querySelectorAll('#circuits_1 .card').length",
+                vec![]
+            )
+            .await,
         0
     );
     // The allowed stream flows through the proxy beside it.
@@ -389,11 +435,18 @@ async fn the_page_reconnects_when_the_stream_comes_back() {
         .await;
     let stopped = feed.stop().await;
     browser
-        .wait_for(WAIT, "the lost connection", "return document.querySelector('#stream_0 .conn').dataset.state !== 'connected'")
+        .wait_for(
+            WAIT,
+            "the lost connection",
+            "return document.querySelector('#stream_0 .conn').dataset.state !== 'connected'",
+        )
         .await;
     browser.screenshot("reconnecting").await;
     let feed = Feed::restart(stopped).await;
-    feed.set(lines(&[command("Before", 1, 0, false), command("After", 2, 0, false)]));
+    feed.set(lines(&[
+        command("Before", 1, 0, false),
+        command("After", 2, 0, false),
+    ]));
     browser
         .wait_for(Duration::from_secs(30), "the data after the restart", "return document.querySelectorAll('#circuits_0 .card[data-name=\"After\"]').length === 1 && document.querySelector('#stream_0 .conn').dataset.state === 'connected'")
         .await;

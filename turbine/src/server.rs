@@ -85,9 +85,10 @@ impl Turbine {
         let mut clusters = BTreeMap::new();
         for plan in plans {
             let tls = if plan.needs_tls {
-                Some(Arc::new(tls_client_config(plan.ca_file.as_deref()).map_err(
-                    |e| ConfigError(format!("[clusters.{}]: TLS: {e}", plan.name)),
-                )?))
+                Some(Arc::new(
+                    tls_client_config(plan.ca_file.as_deref())
+                        .map_err(|e| ConfigError(format!("[clusters.{}]: TLS: {e}", plan.name)))?,
+                ))
             } else {
                 None
             };

@@ -7,7 +7,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
 };
@@ -191,10 +191,10 @@ impl Browser {
     /// Saves a screenshot of the page as `target/dashboard-screenshots/NAME.png`.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.unwrap();
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("target")
-            .join("dashboard-screenshots");
+        // The test binary is target/<profile>/deps/NAME: the screenshots go in target/.
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.ancestors().nth(3).unwrap_or(Path::new("target"));
+        let dir = target.join("dashboard-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap();

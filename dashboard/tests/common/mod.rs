@@ -24,7 +24,7 @@ pub async fn dashboard(allow: &[String]) -> (Dashboard, String) {
 /// rolling window is 10 s.
 pub fn command(name: &str, success: u64, failure: u64, open: bool) -> serde_json::Value {
     let requests = success + failure;
-    let error = if requests == 0 { 0 } else { failure * 100 / requests };
+    let error = (failure * 100).checked_div(requests).unwrap_or(0);
     let mut line: serde_json::Value = serde_json::from_str(COMMAND).unwrap();
     let fields = serde_json::json!({
         "name": name, "isCircuitBreakerOpen": open, "errorPercentage": error,
