@@ -49,7 +49,7 @@ async fn stream_line(url: &str, name: &str) -> Value {
 
 fn card(name: &str, css: &str) -> String {
     format!(
-        "const c = document.querySelector('#circuits_0 .card[data-name=\"{name}\"]'); \
+        "const c = document.querySelector('#circuits_0 .card[data-name=\"{name}\"][data-rendered]'); \
          const e = c && c.querySelector('{css}'); return e ? e.textContent : null"
     )
 }

@@ -356,6 +356,10 @@
     const v = this.view;
     const d = this.dom;
     this.dirty = false;
+    if (!this.rendered) {
+      this.rendered = true;
+      d.card.dataset.rendered = '1';
+    }
     const shownError = round1(v.errorPct);
     setText(d.err, shownError + ' %');
     const errColor = errorTextColor(v.errorPct);
@@ -473,6 +477,10 @@
     const v = this.view;
     const d = this.dom;
     this.dirty = false;
+    if (!this.rendered) {
+      this.rendered = true;
+      d.card.dataset.rendered = '1';
+    }
     setText(d.host, 'Host: ' + round1(v.hostRate) + '/s');
     setText(d.cluster, 'Cluster: ' + round1(v.rate) + '/s');
     for (const key of ['active', 'maxActive', 'queued', 'executions', 'poolSize', 'queueSize']) {
@@ -549,7 +557,7 @@
     }
     this.showMenu();
     this.due = 0;
-    schedule();
+    this.sortIfDue(Date.now());
   };
 
   Sorter.prototype.sortIfDue = function (now) {

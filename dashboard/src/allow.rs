@@ -83,7 +83,8 @@ impl Origin {
         Ok(origin)
     }
 
-    fn of(url: &Url) -> Option<Self> {
+    /// The origin of `url` (`None` without a host or a known port).
+    pub fn of(url: &Url) -> Option<Self> {
         Some(Self {
             scheme: url.scheme().to_owned(),
             host: url.host()?.to_owned(),
@@ -91,10 +92,10 @@ impl Origin {
         })
     }
 
-    /// Whether `host` is a loopback address or `localhost`.
+    /// Whether the host is a loopback address or `localhost`.
     pub fn is_loopback(&self) -> bool {
         match &self.host {
-            Host::Domain(d) => d == "localhost" || d.ends_with(".localhost"),
+            Host::Domain(d) => d == "localhost",
             Host::Ipv4(ip) => ip.is_loopback(),
             Host::Ipv6(ip) => ip.is_loopback(),
         }
@@ -166,14 +167,21 @@ impl AllowList {
     /// not start with `http`) and checks it against the list. The URL's fragment is removed.
     pub fn check(&self, target: &str) -> Result<Url, Refused> {
         let url = parse_target(target)?;
-        let origin = Origin::of(&url).ok_or_else(|| Refused::Invalid("no host".into()))?;
-        if !self.origins.contains(&origin) {
-            return Err(Refused::Forbidden(format!(
+        self.allows(&url)?;
+        Ok(url)
+    }
+
+    /// Whether the origin of a [parsed](parse_target) URL is on the list.
+    pub fn allows(&self, url: &Url) -> Result<(), Refused> {
+        let origin = Origin::of(url).ok_or_else(|| Refused::Invalid("no host".into()))?;
+        if self.origins.contains(&origin) {
+            Ok(())
+        } else {
+            Err(Refused::Forbidden(format!(
                 "{origin} is not an allowed origin of this dashboard's proxy \
                  (add it with --allow, or read the stream directly if it sends CORS headers)"
-            )));
+            )))
         }
-        Ok(url)
     }
 }
 

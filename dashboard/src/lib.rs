@@ -55,9 +55,13 @@ use hystrix_stream::ConnectionCount;
 use hystrix_turbine::Turbine;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use url::{Host, Url};
+use url::Url;
 
-use crate::{allow::AllowList, assets::Asset, proxy::ProxySettings};
+use crate::{
+    allow::{AllowList, Origin},
+    assets::Asset,
+    proxy::ProxySettings,
+};
 
 pub use self::config::{Config, ConfigError};
 
@@ -190,18 +194,11 @@ impl Dashboard {
     /// loopback port, which the proxy allows.
     fn is_own_turbine(&self, url: &Url) -> bool {
         let port = self.inner.port.load(Ordering::Relaxed);
-        let loopback = match url.host() {
-            Some(Host::Domain(d)) => d == "localhost",
-            Some(Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
         self.inner.turbine.is_some()
             && port != 0
-            && loopback
             && url.scheme() == "http"
-            && url.port_or_known_default() == Some(port)
             && url.path() == "/turbine.stream"
+            && Origin::of(url).is_some_and(|o| o.is_loopback() && o.port == port)
     }
 }
 

@@ -17,7 +17,6 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    pin::Pin,
     sync::Arc,
     time::Duration,
 };
@@ -60,6 +59,18 @@ pub(crate) enum ProxyError {
     Connect(String),
     Timeout(&'static str, Duration),
     Upstream(String),
+}
+
+impl std::fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(why) => write!(f, "{why}"),
+            Self::MissingOrigin => f.write_str("no origin"),
+            Self::TooMany(max) => write!(f, "more than {max} proxied streams"),
+            Self::Resolve(why) | Self::Connect(why) | Self::Upstream(why) => f.write_str(why),
+            Self::Timeout(what, _) => write!(f, "{what}: timed out"),
+        }
+    }
 }
 
 impl IntoResponse for ProxyError {
@@ -125,17 +136,12 @@ pub(crate) fn target(dashboard: &Dashboard, query: &str) -> Result<Target, Proxy
         }
     }
     let origin = origin.ok_or(ProxyError::MissingOrigin)?;
-    let mut url = match dashboard.inner.allow.check(&origin) {
-        Ok(url) => url,
-        Err(Refused::Forbidden(why)) => {
-            let url = parse_target(&origin).map_err(ProxyError::Refused)?;
-            if !dashboard.is_own_turbine(&url) {
-                return Err(ProxyError::Refused(Refused::Forbidden(why)));
-            }
-            url
+    let mut url = parse_target(&origin).map_err(ProxyError::Refused)?;
+    if let Err(refused) = dashboard.inner.allow.allows(&url) {
+        if !dashboard.is_own_turbine(&url) {
+            return Err(ProxyError::Refused(refused));
         }
-        Err(invalid) => return Err(ProxyError::Refused(invalid)),
-    };
+    }
     if !extra.is_empty() {
         let mut pairs = url.query_pairs_mut();
         for (key, value) in &extra {
@@ -152,18 +158,6 @@ pub(crate) async fn proxy_stream(State(dashboard): State<Dashboard>, uri: Uri) -
         Err(error) => {
             tracing::debug!(%error, "proxy.stream refused");
             error.into_response()
-        }
-    }
-}
-
-impl std::fmt::Display for ProxyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Refused(why) => write!(f, "{why}"),
-            Self::MissingOrigin => f.write_str("no origin"),
-            Self::TooMany(max) => write!(f, "more than {max} proxied streams"),
-            Self::Resolve(why) | Self::Connect(why) | Self::Upstream(why) => f.write_str(why),
-            Self::Timeout(what, _) => write!(f, "{what}: timed out"),
         }
     }
 }
@@ -376,5 +370,5 @@ fn relay(upstream: Upstream, idle: Duration, slot: ConnectionSlot) -> Body {
             }
         },
     );
-    Body::from_stream(Box::pin(chunks) as Pin<Box<_>>)
+    Body::from_stream(chunks)
 }

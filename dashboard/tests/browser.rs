@@ -37,7 +37,7 @@ const CARD_NAMES: &str =
 
 fn card_text(name: &str, css: &str) -> String {
     format!(
-        "const c = document.querySelector('#circuits_0 .card[data-name=\"{name}\"]'); \
+        "const c = document.querySelector('#circuits_0 .card[data-name=\"{name}\"][data-rendered]'); \
          return c ? c.querySelector('{css}').textContent : null"
     )
 }
@@ -123,7 +123,7 @@ async fn circuits_and_pools_show_what_the_stream_sent() {
         .wait_for(
             WAIT,
             "both circuits",
-            "return document.querySelectorAll('#circuits_0 .card').length === 2",
+            "return document.querySelectorAll('#circuits_0 .card[data-rendered]').length === 2 && document.querySelectorAll('#pools_0 .card[data-rendered]').length === 1",
         )
         .await;
     let status = browser
@@ -228,7 +228,14 @@ async fn turbine_1_and_2_aggregates_give_the_same_rates_and_mixed_states() {
         .finish();
     browser.goto(&format!("{base}/monitor?{query}")).await;
     for i in 0..2 {
-        let card = format!("#circuits_{i} .card[data-name=\"Agg\"]");
+        let card = format!("#circuits_{i} .card[data-name=\"Agg\"][data-rendered]");
+        browser
+            .wait_for(
+                WAIT,
+                "the pool",
+                &format!("return document.querySelector('#pools_{i} .card[data-rendered]')"),
+            )
+            .await;
         let text = browser
             .wait_for(
                 WAIT,
@@ -279,7 +286,7 @@ async fn sorting_reorders_and_the_filter_hides() {
         .wait_for(
             WAIT,
             "four circuits",
-            "return document.querySelectorAll('#circuits_0 .card').length === 4",
+            "return document.querySelectorAll('#circuits_0 .card[data-rendered]').length === 4",
         )
         .await;
     // Error then Volume (the default): Charlie 50 %, Delta 10 %, then by volume.
