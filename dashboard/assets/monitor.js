@@ -148,9 +148,16 @@
   // Radius: d3.scale.pow().exponent(0.5).domain([0, max]).range([5, 125]), capped; position
   // d3.scale.linear().domain([0, max]).range(["30%", "40%"]), capped (spec §5.3). The radius
   // is scaled to the card's chart, whose height is a 250 px circle's diameter in Hystrix's.
-  function circleGeometry(rate, max) {
+  function drawCircle(circle, rate, max, errorPct) {
     const x = Math.min(Math.max(rate, 0), max) / max;
-    return { r: ((5 + 120 * Math.sqrt(x)) * SPARK_H) / 250, pos: 0.3 + 0.1 * x };
+    const r = ((5 + 120 * Math.sqrt(x)) * SPARK_H) / 250;
+    const pos = 0.3 + 0.1 * x;
+    const color = circleColor(errorPct);
+    setAttr(circle, 'r', r.toFixed(1));
+    setAttr(circle, 'cx', (pos * SPARK_W).toFixed(1));
+    setAttr(circle, 'cy', (pos * SPARK_H).toFixed(1));
+    setAttr(circle, 'fill', color);
+    setAttr(circle, 'stroke', color);
   }
 
   // ---- DOM helpers -------------------------------------------------------------------------
@@ -197,6 +204,24 @@
 
   const perf = { frames: [], pendingMs: 0, pendingMessages: 0, includeLayout: false };
 
+  // What circuit and pool cards share: the name, the chart with its circle, the rates.
+  function cardParts(kind, itemName) {
+    const card = el('div', 'card ' + kind);
+    card.dataset.name = itemName;
+    card.title = itemName;
+    const name = el('div', 'name', shortName(itemName));
+    const chart = el('div', 'chart');
+    const svg = svgEl('svg', { viewBox: '0 0 ' + SPARK_W + ' ' + SPARK_H, preserveAspectRatio: 'none' });
+    const circle = svgEl('circle', { cx: 0.3 * SPARK_W, cy: 0.3 * SPARK_H, r: 5, fill: 'green', stroke: 'green' });
+    svg.append(circle);
+    chart.append(svg);
+    const rates = el('div', 'rates');
+    const host = el('span', 'rate-host', 'Host: 0/s');
+    const cluster = el('span', 'rate-cluster', 'Cluster: 0/s');
+    rates.append(host, cluster);
+    return { card, name, chart, svg, circle, rates, host, cluster };
+  }
+
   // ---- A circuit ---------------------------------------------------------------------------
 
   const SPARK_W = 240;
@@ -214,16 +239,10 @@
   }
 
   Circuit.prototype.build = function () {
-    const card = el('div', 'card circuit');
-    card.dataset.name = this.name;
-    card.title = this.name;
-    const name = el('div', 'name', shortName(this.name));
+    const { card, name, chart, svg, circle, rates, host, cluster } = cardParts('circuit', this.name);
     const err = el('div', 'err', '0 %');
-    const chart = el('div', 'chart');
-    const svg = svgEl('svg', { viewBox: '0 0 ' + SPARK_W + ' ' + SPARK_H, preserveAspectRatio: 'none' });
-    const circle = svgEl('circle', { cx: 0.3 * SPARK_W, cy: 0.3 * SPARK_H, r: 5, fill: 'green', stroke: 'green' });
     const line = svgEl('polyline', { points: '' });
-    svg.append(circle, line);
+    svg.append(line);
     const counters = el('div', 'counters');
     const c = {};
     // Column 1: timeouts, rejected, failures; column 2: successes, short-circuited, bad
@@ -239,11 +258,7 @@
       c[key] = cell;
       counters.append(cell);
     }
-    chart.append(svg, counters);
-    const rates = el('div', 'rates');
-    const host = el('span', 'rate-host', 'Host: 0/s');
-    const cluster = el('span', 'rate-cluster', 'Cluster: 0/s');
-    rates.append(host, cluster);
+    chart.append(counters);
     const status = el('div', 'status');
     const table = statsGrid([
       ['hosts', 'Hosts'], ['p90', '90th'], ['p995', '99.5th'],
@@ -388,13 +403,7 @@
     setText(d.stats.p99, v.p99 + 'ms');
     setText(d.stats.p995, v.p995 + 'ms');
     setText(d.stats.mean, v.mean + 'ms');
-    const g = circleGeometry(v.hostRate, 400);
-    const color = circleColor(v.errorPct);
-    setAttr(d.circle, 'r', g.r.toFixed(1));
-    setAttr(d.circle, 'cx', (g.pos * SPARK_W).toFixed(1));
-    setAttr(d.circle, 'cy', (g.pos * SPARK_H).toFixed(1));
-    setAttr(d.circle, 'fill', color);
-    setAttr(d.circle, 'stroke', color);
+    drawCircle(d.circle, v.hostRate, 400, v.errorPct);
     if (this.sparkChanged) {
       this.sparkChanged = false;
       drawSpark(d.line, this.spark);
@@ -431,19 +440,7 @@
   }
 
   Pool.prototype.build = function () {
-    const card = el('div', 'card pool');
-    card.dataset.name = this.name;
-    card.title = this.name;
-    const name = el('div', 'name', shortName(this.name));
-    const chart = el('div', 'chart');
-    const svg = svgEl('svg', { viewBox: '0 0 ' + SPARK_W + ' ' + SPARK_H, preserveAspectRatio: 'none' });
-    const circle = svgEl('circle', { cx: 0.3 * SPARK_W, cy: 0.3 * SPARK_H, r: 5, fill: 'green', stroke: 'green' });
-    svg.append(circle);
-    chart.append(svg);
-    const rates = el('div', 'rates');
-    const host = el('span', 'rate-host', 'Host: 0/s');
-    const cluster = el('span', 'rate-cluster', 'Cluster: 0/s');
-    rates.append(host, cluster);
+    const { card, name, chart, circle, rates, host, cluster } = cardParts('pool', this.name);
     const table = statsGrid([
       ['active', 'Active'], ['maxActive', 'Max Active'],
       ['queued', 'Queued'], ['executions', 'Executions'],
@@ -486,14 +483,8 @@
     for (const key of ['active', 'maxActive', 'queued', 'executions', 'poolSize', 'queueSize']) {
       setText(d.stats[key], String(v[key]));
     }
-    const g = circleGeometry(v.hostRate, 2000);
     // Each queued task per host counts as 1 % of errors (spec §5.4).
-    const color = circleColor(v.queued / v.hosts);
-    setAttr(d.circle, 'r', g.r.toFixed(1));
-    setAttr(d.circle, 'cx', (g.pos * SPARK_W).toFixed(1));
-    setAttr(d.circle, 'cy', (g.pos * SPARK_H).toFixed(1));
-    setAttr(d.circle, 'fill', color);
-    setAttr(d.circle, 'stroke', color);
+    drawCircle(d.circle, v.hostRate, 2000, v.queued / v.hosts);
   };
 
   // ---- Sorting (spec §5.3, §5.4) -----------------------------------------------------------
@@ -650,7 +641,17 @@
     poolsHead.append(this.poolSorter.menu('Sort'));
     section.append(head, circuitsHead, circuitsEmpty, circuits, poolsHead, poolsEmpty, pools);
     document.getElementById('streams').append(section);
-    this.dom = { section, conn, connText, circuits, pools, circuitsEmpty, poolsEmpty };
+    this.dom = { section, conn, connText };
+    this.kinds = {
+      circuits: {
+        Item: Circuit, fields: COMMAND_FIELDS, items: this.circuits, grid: circuits,
+        empty: circuitsEmpty, sorter: this.circuitSorter,
+      },
+      pools: {
+        Item: Pool, fields: POOL_FIELDS, items: this.pools, grid: pools,
+        empty: poolsEmpty, sorter: this.poolSorter,
+      },
+    };
   };
 
   Monitor.prototype.connect = function () {
@@ -754,8 +755,12 @@
       this.drop('not JSON');
       return;
     }
-    if (m && m.type === 'HystrixCommand') this.onCommand(m, now);
-    else if (m && m.type === 'HystrixThreadPool') this.onPool(m);
+    if (m && m.type === 'HystrixCommand') {
+      if (m.rollingCountBadRequests === undefined) m.rollingCountBadRequests = 0;
+      this.onItem(m, now, this.kinds.circuits);
+    } else if (m && m.type === 'HystrixThreadPool') {
+      this.onItem(m, now, this.kinds.pools);
+    }
     else if (m && m.type === 'meta') {
       this.meta = { hosts: m.reportingHostsLast10Seconds };
     }
@@ -774,47 +779,27 @@
     return null;
   }
 
-  Monitor.prototype.onCommand = function (m, now) {
+  // Reads a command or pool event: dropped when a required field is missing, else the
+  // item of its name is made (on first sight) and updated.
+  Monitor.prototype.onItem = function (m, now, kind) {
     if (!m.reportingHosts) m.reportingHosts = 1;
-    if (m.rollingCountBadRequests === undefined) m.rollingCountBadRequests = 0;
-    const absent = missing(m, COMMAND_FIELDS);
+    const absent = missing(m, kind.fields);
     if (absent) {
       this.drop('Key Missing: ' + absent);
       return;
     }
     const name = String(m.name);
-    let circuit = this.circuits.get(name);
-    if (!circuit) {
-      circuit = new Circuit(this, name);
-      this.circuits.set(name, circuit);
-      this.dom.circuits.append(circuit.dom.card);
-      this.dom.circuitsEmpty.hidden = true;
-      this.circuitSorter.due = 0;
+    let item = kind.items.get(name);
+    if (!item) {
+      item = new kind.Item(this, name);
+      kind.items.set(name, item);
+      kind.grid.append(item.dom.card);
+      kind.empty.hidden = true;
+      kind.sorter.due = 0;
     }
-    circuit.update(m, now);
-    const hide = !matches(circuit);
-    if (circuit.dom.card.hidden !== hide) circuit.dom.card.hidden = hide;
-  };
-
-  Monitor.prototype.onPool = function (m) {
-    if (!m.reportingHosts) m.reportingHosts = 1;
-    const absent = missing(m, POOL_FIELDS);
-    if (absent) {
-      this.drop('Key Missing: ' + absent);
-      return;
-    }
-    const name = String(m.name);
-    let pool = this.pools.get(name);
-    if (!pool) {
-      pool = new Pool(this, name);
-      this.pools.set(name, pool);
-      this.dom.pools.append(pool.dom.card);
-      this.dom.poolsEmpty.hidden = true;
-      this.poolSorter.due = 0;
-    }
-    pool.update(m);
-    const hide = !matches(pool);
-    if (pool.dom.card.hidden !== hide) pool.dom.card.hidden = hide;
+    item.update(m, now);
+    const hide = !matches(item);
+    if (item.dom.card.hidden !== hide) item.dom.card.hidden = hide;
   };
 
   Monitor.prototype.render = function (now) {
