@@ -370,11 +370,6 @@
   Circuit.prototype.render = function () {
     const v = this.view;
     const d = this.dom;
-    this.dirty = false;
-    if (!this.rendered) {
-      this.rendered = true;
-      d.card.dataset.rendered = '1';
-    }
     const shownError = round1(v.errorPct);
     setText(d.err, shownError + ' %');
     const errColor = errorTextColor(v.errorPct);
@@ -473,11 +468,6 @@
   Pool.prototype.render = function () {
     const v = this.view;
     const d = this.dom;
-    this.dirty = false;
-    if (!this.rendered) {
-      this.rendered = true;
-      d.card.dataset.rendered = '1';
-    }
     setText(d.host, 'Host: ' + round1(v.hostRate) + '/s');
     setText(d.cluster, 'Cluster: ' + round1(v.rate) + '/s');
     for (const key of ['active', 'maxActive', 'queued', 'executions', 'poolSize', 'queueSize']) {
@@ -802,17 +792,15 @@
     if (item.dom.card.hidden !== hide) item.dom.card.hidden = hide;
   };
 
+  // Renders what changed since the last frame; a card says when it is first rendered.
   Monitor.prototype.render = function (now) {
     let rendered = 0;
-    for (const circuit of this.circuits.values()) {
-      if (circuit.dirty) {
-        circuit.render();
-        rendered += 1;
-      }
-    }
-    for (const pool of this.pools.values()) {
-      if (pool.dirty) {
-        pool.render();
+    for (const items of [this.circuits, this.pools]) {
+      for (const item of items.values()) {
+        if (!item.dirty) continue;
+        item.dirty = false;
+        item.render();
+        if (!item.dom.card.dataset.rendered) item.dom.card.dataset.rendered = '1';
         rendered += 1;
       }
     }

@@ -7,12 +7,15 @@
 //! ```
 
 use std::{
-    fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
 };
 
 use serde::Deserialize;
+
+/// A configuration that cannot be used, and why: the turbine's error, as the dashboard's
+/// configuration names the turbine's file too.
+pub use hystrix_turbine::ConfigError;
 
 /// Every key of the file, with its default: what `hystrix-dashboard --help` prints.
 pub const HELP: &str = "\
@@ -62,18 +65,6 @@ impl Default for Config {
         }
     }
 }
-
-/// A configuration that cannot be used, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Parses a file's text; `origin` names it in errors. Relative paths in it are taken

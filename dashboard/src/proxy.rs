@@ -61,42 +61,41 @@ pub(crate) enum ProxyError {
     Upstream(String),
 }
 
+impl ProxyError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Refused(Refused::Invalid(_)) | Self::MissingOrigin => StatusCode::BAD_REQUEST,
+            Self::Refused(Refused::Forbidden(_)) => StatusCode::FORBIDDEN,
+            Self::TooMany(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Resolve(_) | Self::Connect(_) | Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::Timeout(..) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+}
+
+/// The message of the answer (and of the log line).
 impl std::fmt::Display for ProxyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Refused(why) => write!(f, "{why}"),
-            Self::MissingOrigin => f.write_str("no origin"),
-            Self::TooMany(max) => write!(f, "more than {max} proxied streams"),
+            Self::MissingOrigin => f.write_str(
+                "Required parameter 'origin' missing. Example: \
+                 http://127.0.0.1:8080/hystrix.stream",
+            ),
+            Self::TooMany(max) => {
+                write!(f, "MaxConcurrentConnections reached: {max} proxied streams")
+            }
             Self::Resolve(why) | Self::Connect(why) | Self::Upstream(why) => f.write_str(why),
-            Self::Timeout(what, _) => write!(f, "{what}: timed out"),
+            Self::Timeout(what, after) => {
+                write!(f, "{what}: no answer within {} ms", after.as_millis())
+            }
         }
     }
 }
 
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
-        let (status, message) = match self {
-            Self::Refused(Refused::Invalid(why)) => (StatusCode::BAD_REQUEST, why),
-            Self::Refused(Refused::Forbidden(why)) => (StatusCode::FORBIDDEN, why),
-            Self::MissingOrigin => (
-                StatusCode::BAD_REQUEST,
-                "Required parameter 'origin' missing. Example: \
-                 http://127.0.0.1:8080/hystrix.stream"
-                    .to_owned(),
-            ),
-            Self::TooMany(max) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("MaxConcurrentConnections reached: {max} proxied streams"),
-            ),
-            Self::Resolve(why) | Self::Connect(why) | Self::Upstream(why) => {
-                (StatusCode::BAD_GATEWAY, why)
-            }
-            Self::Timeout(what, after) => (
-                StatusCode::GATEWAY_TIMEOUT,
-                format!("{what}: no answer within {} ms", after.as_millis()),
-            ),
-        };
-        (status, format!("{message}\n")).into_response()
+        (self.status(), format!("{self}\n")).into_response()
     }
 }
 
@@ -188,9 +187,10 @@ async fn connect(target: &Target, settings: &ProxySettings) -> Result<Upstream, 
     let host = url
         .host()
         .ok_or_else(|| ProxyError::Refused(Refused::Invalid("no host".into())))?;
+    let authority = authority(url);
     let deadline = Instant::now() + settings.connect_timeout;
     let addrs = resolve(&host, port, deadline, settings.connect_timeout).await?;
-    let tcp = connect_any(&addrs, deadline, settings.connect_timeout, url).await?;
+    let tcp = connect_any(&addrs, deadline, settings.connect_timeout, &authority).await?;
     let _ = tcp.set_nodelay(true);
     let io: Box<dyn Io> = if url.scheme() == "https" {
         let name = match host {
@@ -203,14 +203,14 @@ async fn connect(target: &Target, settings: &ProxySettings) -> Result<Upstream, 
         let stream = timeout_at(deadline, tls.connect(name, tcp))
             .await
             .map_err(|_| ProxyError::Timeout("TLS handshake", settings.connect_timeout))?
-            .map_err(|e| ProxyError::Connect(format!("TLS with {}: {e}", authority(url))))?;
+            .map_err(|e| ProxyError::Connect(format!("TLS with {authority}: {e}")))?;
         Box::new(stream)
     } else {
         Box::new(tcp)
     };
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
-        .map_err(|e| ProxyError::Connect(format!("{}: {e}", authority(url))))?;
+        .map_err(|e| ProxyError::Connect(format!("{authority}: {e}")))?;
     let connection = AbortOnDrop(tokio::spawn(async move {
         let _ = connection.await;
     }));
@@ -220,7 +220,7 @@ async fn connect(target: &Target, settings: &ProxySettings) -> Result<Upstream, 
         path.push_str(query);
     }
     let mut request = Request::get(path)
-        .header(HOST, authority(url))
+        .header(HOST, &authority)
         .header(ACCEPT, "text/event-stream")
         .header(
             USER_AGENT,
@@ -236,7 +236,7 @@ async fn connect(target: &Target, settings: &ProxySettings) -> Result<Upstream, 
         .map_err(|_| {
             ProxyError::Timeout("waiting for the stream's headers", settings.idle_timeout)
         })?
-        .map_err(|e| ProxyError::Upstream(format!("{}: {e}", authority(url))))?;
+        .map_err(|e| ProxyError::Upstream(format!("{authority}: {e}")))?;
     let status = response.status();
     if status != StatusCode::OK {
         let location = response
@@ -246,8 +246,7 @@ async fn connect(target: &Target, settings: &ProxySettings) -> Result<Upstream, 
             .map(|l| format!(" (Location: {l}); redirects are not followed"))
             .unwrap_or_default();
         return Err(ProxyError::Upstream(format!(
-            "{} answered {status}{location}",
-            authority(url)
+            "{authority} answered {status}{location}"
         )));
     }
     Ok(Upstream {
@@ -307,18 +306,13 @@ async fn connect_any(
     addrs: &[SocketAddr],
     deadline: Instant,
     budget: Duration,
-    url: &Url,
+    authority: &str,
 ) -> Result<TcpStream, ProxyError> {
     let mut last = None;
     for addr in addrs {
         match timeout_at(deadline, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) => {
-                last = Some(format!(
-                    "cannot connect to {} ({addr}): {e}",
-                    authority(url)
-                ))
-            }
+            Ok(Err(e)) => last = Some(format!("cannot connect to {authority} ({addr}): {e}")),
             Err(_) => return Err(ProxyError::Timeout("connecting", budget)),
         }
     }
