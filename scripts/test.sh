@@ -21,12 +21,12 @@ SYSTEM_PACKAGES=(
   "redis-server:redis-server"
   # `promtool check metrics` parses and lints the Prometheus exposition (stream/tests).
   "promtool:prometheus"
-  # A real DNS server for the SRV discovery tests (turbine/tests/dns.rs).
+  # A real DNS server for the SRV discovery tests (turbine/tests/dns.rs, tests/e2e.rs).
   "dnsmasq:dnsmasq"
   # Test certificates for the turbine's HTTPS upstreams (turbine/tests/tls.rs).
   "openssl:openssl"
   # A real headless browser for the dashboard's tests (dashboard/tests/browser.rs,
-  # tests/dashboard.rs), driven through WebDriver.
+  # tests/dashboard.rs, tests/e2e.rs), driven through WebDriver.
   "chromium:chromium"
   "chromedriver:chromium-driver"
 )
@@ -49,6 +49,9 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 log "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+
+log "cargo build: the examples and binaries the end-to-end tests run as processes"
+cargo build --workspace --examples --bins --all-features
 
 log "cargo test: unit, integration, examples, benchmarks in test mode"
 cargo test --workspace --all-targets --all-features

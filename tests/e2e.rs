@@ -8,11 +8,12 @@
 //! the circuit close; it kills an instance and watches the host count fall, restarts it and
 //! watches it come back. Screenshots go to `target/dashboard-screenshots/`.
 //!
-//! The binaries are those `cargo test` builds before running the tests (the examples and the
-//! workspace's binaries, under `target/<profile>/`); dnsmasq, Chromium and ChromeDriver are
-//! installed by `scripts/test.sh`. A missing one fails the test.
+//! The binaries must be built first (see `common/binaries.rs`); dnsmasq, Chromium and
+//! ChromeDriver are installed by `scripts/test.sh`. A missing one fails the test.
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/binaries.rs"]
+mod binaries;
 #[path = "../dashboard/tests/common/browser.rs"]
 mod browser;
 #[path = "../turbine/tests/common/dnsmasq.rs"]
@@ -37,6 +38,7 @@ use hyper_util::{
 };
 use serde_json::Value;
 
+use binaries::{built, example};
 use browser::Browser;
 use dnsmasq::Dnsmasq;
 
@@ -47,20 +49,6 @@ const SRV: &str = "_hystrix._tcp.storefront.test";
 const WAIT: Duration = Duration::from_secs(30);
 
 type HttpClient = Client<HttpConnector, Empty<bytes::Bytes>>;
-
-/// A binary built by cargo for this test run: `target/<profile>/<path>`.
-fn built(path: &str) -> PathBuf {
-    // This test is target/<profile>/deps/e2e-<hash>.
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let binary = profile_dir.join(path);
-    assert!(
-        binary.is_file(),
-        "{} is missing: `cargo test` builds it (or `cargo build --workspace --bins --examples`)",
-        binary.display()
-    );
-    binary
-}
 
 /// A child process killed on drop, with the first line it printed.
 struct Process {
@@ -124,7 +112,7 @@ impl Drop for Process {
 /// `/control` on.
 fn instance(port: u16) -> Process {
     Process::start(
-        &built("examples/axum_service"),
+        &example("axum_service"),
         &[
             format!("--listen=127.0.0.1:{port}"),
             "--waves=off".to_owned(),
@@ -292,7 +280,7 @@ async fn a_failing_dependency_opens_its_circuit_on_the_page_and_hosts_come_and_g
     )
     .unwrap();
     let turbine = Process::start(
-        &built("turbine"),
+        &built("turbine", &["turbine/src"]),
         &["--config".to_owned(), config.display().to_string()],
     );
     // The first line is the cluster's stream.
@@ -313,7 +301,10 @@ async fn a_failing_dependency_opens_its_circuit_on_the_page_and_hosts_come_and_g
         .parse()
         .unwrap();
     let dashboard = Process::start(
-        &built("hystrix-dashboard"),
+        &built(
+            "hystrix-dashboard",
+            &["dashboard/src", "dashboard/assets", "turbine/src"],
+        ),
         &[
             "--listen=127.0.0.1:0".to_owned(),
             format!("--allow=http://{turbine_origin}"),
@@ -426,4 +417,77 @@ async fn a_failing_dependency_opens_its_circuit_on_the_page_and_hosts_come_and_g
 /// A script body wrapped as a function expression, to call within another script.
 fn as_function(body: &str) -> String {
     format!("() => {{ {body} }}")
+}
+
+/// The demo, as the README runs it (but on a free port, with short waves and reports): it
+/// finds its instances through its own DNS server, its circuits open and serve stale prices in
+/// the failing waves, and Ctrl-C (SIGINT) stops it cleanly.
+#[test]
+fn the_demo_runs_the_whole_system_and_stops_at_ctrl_c() {
+    let mut demo = Command::new(example("demo"))
+        .args(["--listen=127.0.0.1:0", "--waves=3,4", "--report-secs=2"])
+        .args(["--instances=3", "--rps=30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("cannot start the demo");
+    let (lines, seen) = std::sync::mpsc::channel::<String>();
+    let stdout = BufReader::new(demo.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut output = Vec::new();
+    let mut next_line = |within: Duration| -> Option<String> {
+        let line = seen.recv_timeout(within).ok()?;
+        output.push(line.clone());
+        Some(line)
+    };
+
+    // Reports until one shows three hosts streamed and, later or in the same line, the
+    // pricing circuits open with stale prices served (the first failing wave starts at 3 s).
+    let (mut all_hosts, mut opened) = (false, false);
+    for _ in 0..60 {
+        let Some(line) = next_line(Duration::from_secs(10)) else {
+            break;
+        };
+        if !line.starts_with('[') {
+            continue;
+        }
+        all_hosts |= line.contains("turbine streams 3 hosts");
+        let stale: u64 = field(&line, " stale,");
+        opened |= stale > 0 && !line.contains("circuit open on 0/");
+        if all_hosts && opened {
+            break;
+        }
+    }
+    assert!(
+        all_hosts && opened,
+        "the demo's output:\n{}",
+        output.join("\n")
+    );
+
+    let pid = demo.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    let mut stopped = false;
+    while let Some(line) = next_line(Duration::from_secs(10)) {
+        stopped |= line == "demo: stopped";
+    }
+    let status = demo.wait().unwrap();
+    assert!(stopped, "no `demo: stopped` in:\n{}", output.join("\n"));
+    assert!(status.success(), "{status}");
+}
+
+/// The number just before `after` in a report line (`... 12 stale, ...` -> 12).
+fn field(line: &str, after: &str) -> u64 {
+    line.split(after)
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }

@@ -15,7 +15,8 @@
 //!   `storefront`, and the dashboard, at http://127.0.0.1:7979, showing it.
 //! - A load generator driving every instance.
 //!
-//! Every URL is printed at start, and a line of figures every 10 s; Ctrl-C stops it all.
+//! Every URL is printed at start, and a line of figures every 10 s (`--report-secs`); Ctrl-C
+//! stops it all (`--seconds N` stops it after N seconds).
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
@@ -54,6 +55,9 @@ struct Args {
     /// Stop after this many seconds (default: at Ctrl-C).
     #[arg(long)]
     seconds: Option<u64>,
+    /// Print a line of figures this often, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    report_secs: u64,
 }
 
 #[tokio::main]
@@ -133,7 +137,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     print_urls(&args, waves, dashboard_addr, dns.addr(), &addrs);
 
-    let report = report_every(Duration::from_secs(10), tally, turbine, instances);
+    let report = report_every(
+        Duration::from_secs(args.report_secs),
+        tally,
+        turbine,
+        instances,
+    );
     let until = async {
         match args.seconds {
             Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
