@@ -16,7 +16,8 @@
 //!
 //! The first line printed is `axum_service: http://ADDR/`, so a script that asked for port 0
 //! can read the port. `--control` serves `POST /control/{dependency}/{normal|fail|slow|hang}`;
-//! `--fast --no-commands` are the two sides of the load benchmark (`scripts/load.sh`).
+//! `--fast`, with `--no-commands` or `--no-pool`, are the sides of the load benchmark
+//! (`scripts/load.sh`).
 
 use std::{net::SocketAddr, process::ExitCode};
 
@@ -47,6 +48,10 @@ struct Args {
     /// Call the dependencies directly, without commands (the load test's baseline).
     #[arg(long)]
     no_commands: bool,
+    /// Isolate the inventory client by a semaphore instead of its thread pool (only with
+    /// --fast: the simulated client blocks its thread otherwise).
+    #[arg(long, requires = "fast")]
+    no_pool: bool,
 }
 
 #[tokio::main]
@@ -71,6 +76,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         fast: args.fast,
         waves,
         control: args.control,
+        pool: !args.no_pool,
     })?;
     let listener = TcpListener::bind(args.listen)
         .await

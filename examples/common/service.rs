@@ -137,6 +137,9 @@ pub struct Options {
     pub waves: Option<Waves>,
     /// Serve `/control` to change a dependency's [`Mode`] by hand.
     pub control: bool,
+    /// Isolate the inventory client in its thread pool (`false`: a semaphore, as the other
+    /// commands; only sound with [`fast`](Self::fast), when the client does not block).
+    pub pool: bool,
 }
 
 impl Default for Options {
@@ -146,6 +149,7 @@ impl Default for Options {
             fast: false,
             waves: Some(Waves::default()),
             control: false,
+            pool: true,
         }
     }
 }
@@ -402,7 +406,11 @@ fn raw_clients(deps: &Dependencies) -> Clients {
 }
 
 /// The same clients, each wrapped in its command.
-fn command_clients(deps: &Dependencies, registry: &Registry) -> Result<Clients, ConfigError> {
+fn command_clients(
+    deps: &Dependencies,
+    registry: &Registry,
+    pool: bool,
+) -> Result<Clients, ConfigError> {
     let raw = raw_clients(deps);
     let catalog = Command::builder("GetProduct")
         .group("Catalog")
@@ -435,14 +443,18 @@ fn command_clients(deps: &Dependencies, registry: &Registry) -> Result<Clients, 
         .group("Inventory")
         .registry(registry)
         .timeout(Duration::from_millis(300))
-        .thread_pool(ThreadPoolConfig {
+        .fallback(|(), _: Failure| async { Ok::<_, BoxError>(Answer::fallback(None)) });
+    let inventory = if pool {
+        inventory.thread_pool(ThreadPoolConfig {
             core_size: 8,
             max_queue_size: 32,
             queue_size_rejection_threshold: 16,
             ..ThreadPoolConfig::default()
         })
-        .fallback(|(), _: Failure| async { Ok::<_, BoxError>(Answer::fallback(None)) })
-        .build()?;
+    } else {
+        inventory.semaphore(100)
+    }
+    .build()?;
     fn boxed<T, S>(service: S) -> Client<T>
     where
         S: tower::Service<u64, Response = Answer<T>, Error = CommandError>
@@ -487,7 +499,7 @@ impl Instance {
         let registry = Registry::new();
         let deps = Arc::new(Dependencies::new(options.fast));
         let clients = if options.commands {
-            command_clients(&deps, &registry)?
+            command_clients(&deps, &registry, options.pool)?
         } else {
             raw_clients(&deps)
         };
