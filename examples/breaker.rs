@@ -10,6 +10,11 @@
 //! cargo run --example breaker -- --seconds 60
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
+
+use clap::Parser as _;
+
 use std::{
     sync::{
         Arc,
@@ -47,41 +52,10 @@ struct Tally {
     short_circuited: AtomicU64,
 }
 
-fn seconds_arg() -> Result<u64, String> {
-    let mut args = std::env::args().skip(1);
-    let mut seconds = 24;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--seconds" => {
-                let v = args.next().ok_or("--seconds needs a value")?;
-                seconds = v
-                    .parse()
-                    .map_err(|_| format!("--seconds: not a whole number of seconds: {v:?}"))?;
-            }
-            "-h" | "--help" => {
-                println!("usage: breaker [--seconds N]   (default 24)");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
-        }
-    }
-    Ok(seconds)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let seconds = match seconds_arg() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("breaker: {e}");
-            std::process::exit(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_target(false)
-        .with_max_level(tracing::Level::WARN)
-        .init();
+    let seconds = cli::Seconds::parse().seconds.unwrap_or(24);
+    cli::log_warnings();
 
     let waves = Waves {
         start: Instant::now(),

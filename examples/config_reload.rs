@@ -27,6 +27,11 @@
 //! cargo run --example config_reload -- --seconds 30
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
+
+use clap::Parser as _;
+
 use std::{
     error::Error,
     path::Path,
@@ -233,46 +238,15 @@ impl Run {
     }
 }
 
-fn seconds_arg() -> Result<u64, String> {
-    let mut args = std::env::args().skip(1);
-    let mut seconds = 10;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--seconds" => {
-                let v = args.next().ok_or("--seconds needs a value")?;
-                seconds = v
-                    .parse()
-                    .map_err(|_| format!("--seconds: not a whole number of seconds: {v:?}"))?;
-            }
-            "-h" | "--help" => {
-                println!("usage: config_reload [--seconds N]   (default 10, at least 3)");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
-        }
-    }
-    if seconds < 3 {
-        return Err("--seconds must be at least 3".into());
-    }
-    Ok(seconds)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let seconds = match seconds_arg() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("config_reload: {e}");
-            std::process::exit(2);
-        }
-    };
+    let seconds = cli::Seconds::parse().seconds.unwrap_or(10);
+    if seconds < 3 {
+        eprintln!("config_reload: --seconds must be at least 3");
+        std::process::exit(2);
+    }
     // The watch reports what it refuses with `tracing`, at `warn`.
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_max_level(tracing::Level::WARN)
-        .init();
+    cli::log_warnings();
 
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("hystrix.toml");

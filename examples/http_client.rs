@@ -24,6 +24,11 @@
 //! cargo run --example http_client -- --seconds 20
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
+
+use clap::Parser as _;
+
 use std::{
     collections::BTreeMap,
     error::Error,
@@ -187,45 +192,10 @@ struct Counts {
     errors: BTreeMap<&'static str, u64>,
 }
 
-fn seconds_arg() -> Result<u64, String> {
-    let mut args = std::env::args().skip(1);
-    let mut seconds = 10;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--seconds" => {
-                let v = args.next().ok_or("--seconds needs a value")?;
-                seconds = v
-                    .parse()
-                    .map_err(|_| format!("--seconds: not a whole number of seconds: {v:?}"))?;
-            }
-            "-h" | "--help" => {
-                println!("usage: http_client [--seconds N]   (default 10)");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
-        }
-    }
-    if seconds == 0 {
-        return Err("--seconds must be at least 1".into());
-    }
-    Ok(seconds)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let seconds = match seconds_arg() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("http_client: {e}");
-            std::process::exit(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_max_level(tracing::Level::WARN)
-        .init();
+    let seconds = cli::Seconds::parse().seconds.unwrap_or(10);
+    cli::log_warnings();
 
     let schedule = Schedule {
         start: Instant::now(),

@@ -18,6 +18,11 @@
 //!                                                # half its calls and its circuit ends up open
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
+
+use clap::Parser as _;
+
 use std::{
     error::Error,
     fmt,
@@ -179,42 +184,10 @@ fn page(
     )
 }
 
-fn rounds_arg() -> Result<u64, String> {
-    let mut args = std::env::args().skip(1);
-    let mut rounds = 1;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--rounds" => {
-                let v = args.next().ok_or("--rounds needs a value")?;
-                rounds = v
-                    .parse()
-                    .map_err(|_| format!("--rounds: not a whole number: {v:?}"))?;
-            }
-            "-h" | "--help" => {
-                println!("usage: parallel [--rounds N]   (default 1: each scenario once)");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
-        }
-    }
-    Ok(rounds)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let rounds = match rounds_arg() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("parallel: {e}");
-            std::process::exit(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_max_level(tracing::Level::WARN)
-        .init();
+    let rounds = cli::Rounds::parse().rounds;
+    cli::log_warnings();
 
     let registry = Registry::new();
     let user_service = Dependency::new("user-service");
