@@ -15,7 +15,8 @@
 //! ```
 //!
 //! The first line printed is `axum_service: http://ADDR/`, so a script that asked for port 0
-//! can read the port. `--control` serves `POST /control/{dependency}/{normal|fail|slow|hang}`;
+//! can read the port. `--control-token TOKEN` serves
+//! `POST /control/{dependency}/{normal|fail|slow|hang}` to requests bearing the token;
 //! `--fast`, with `--no-commands` or `--no-pool`, are the sides of the load benchmark
 //! (`scripts/load.sh`).
 
@@ -39,9 +40,10 @@ struct Args {
     /// The pricing dependency's schedule: healthy,failing in seconds, or `off`.
     #[arg(long, default_value = "25,15")]
     waves: String,
-    /// Serve /control to change a dependency's behaviour by hand.
-    #[arg(long)]
-    control: bool,
+    /// Serve /control, to requests with `Authorization: Bearer TOKEN`, to change a
+    /// dependency's behaviour by hand (off by default).
+    #[arg(long, value_name = "TOKEN")]
+    control_token: Option<String>,
     /// No simulated latency (for load tests).
     #[arg(long)]
     fast: bool,
@@ -52,6 +54,9 @@ struct Args {
     /// --fast: the simulated client blocks its thread otherwise).
     #[arg(long, requires = "fast")]
     no_pool: bool,
+    /// Clients /hystrix.stream serves at once (more get 503).
+    #[arg(long, default_value_t = 50)]
+    max_streams: usize,
 }
 
 #[tokio::main]
@@ -75,8 +80,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         commands: !args.no_commands,
         fast: args.fast,
         waves,
-        control: args.control,
+        control: args.control_token,
         pool: !args.no_pool,
+        max_streams: args.max_streams,
     })?;
     let listener = TcpListener::bind(args.listen)
         .await

@@ -42,6 +42,8 @@ use binaries::{built, example};
 use browser::Browser;
 use dnsmasq::Dnsmasq;
 
+/// The token of the instances' `/control`.
+const CONTROL_TOKEN: &str = "e2e-control";
 /// The SRV name of the cluster.
 const SRV: &str = "_hystrix._tcp.storefront.test";
 /// How long the page may take to show a change: a few seconds are expected (breaker health
@@ -116,7 +118,7 @@ fn instance(port: u16) -> Process {
         &[
             format!("--listen=127.0.0.1:{port}"),
             "--waves=off".to_owned(),
-            "--control".to_owned(),
+            format!("--control-token={CONTROL_TOKEN}"),
         ],
     )
 }
@@ -134,13 +136,13 @@ fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
 
-/// `method url`: the status and the body.
-async fn fetch(client: &HttpClient, method: http::Method, url: &str) -> (u16, String) {
-    let request = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .body(Empty::new())
-        .unwrap();
+/// `POST url`, with `authorization` if given: the status and the body.
+async fn post(client: &HttpClient, url: &str, authorization: Option<&str>) -> (u16, String) {
+    let mut request = http::Request::post(url);
+    if let Some(value) = authorization {
+        request = request.header(http::header::AUTHORIZATION, value);
+    }
+    let request = request.body(Empty::new()).unwrap();
     let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
         .await
         .unwrap_or_else(|_| panic!("{url}: no answer within 10 s"))
@@ -154,7 +156,8 @@ async fn fetch(client: &HttpClient, method: http::Method, url: &str) -> (u16, St
 async fn pricing(client: &HttpClient, ports: &[u16], mode: &str) {
     for port in ports {
         let url = format!("http://127.0.0.1:{port}/control/pricing/{mode}");
-        let (status, body) = fetch(client, http::Method::POST, &url).await;
+        let bearer = format!("Bearer {CONTROL_TOKEN}");
+        let (status, body) = post(client, &url, Some(&bearer)).await;
         assert_eq!(status, 200, "{url}: {body}");
     }
 }
@@ -341,6 +344,11 @@ async fn a_failing_dependency_opens_its_circuit_on_the_page_and_hosts_come_and_g
         status.as_str().unwrap().contains("Circuit Closed"),
         "{status}"
     );
+
+    // Control needs the token.
+    let url = format!("http://127.0.0.1:{}/control/pricing/fail", ports[0]);
+    assert_eq!(post(&http, &url, None).await.0, 401);
+    assert_eq!(post(&http, &url, Some("Bearer guess")).await.0, 401);
 
     // Pricing fails everywhere: the circuit opens on the page; the pages keep a price.
     let before = prices.read();

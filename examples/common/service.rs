@@ -14,7 +14,7 @@
 //! Routes: `GET /product/{id}`, `/hystrix.stream` (and the config and utilization streams),
 //! `/metrics`, `/health`, `/`; with [`Options::control`], `GET /control` and
 //! `POST /control/{dependency}/{mode}` (`normal`, `fail`, `slow`, `hang`) to break a
-//! dependency by hand.
+//! dependency by hand, for requests carrying the control token.
 #![allow(dead_code, unreachable_pub)]
 
 use std::{
@@ -32,7 +32,7 @@ use std::{
 use axum::{
     Router,
     extract::{Path, State},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -135,11 +135,14 @@ pub struct Options {
     pub fast: bool,
     /// The pricing dependency's schedule; `None` keeps it healthy.
     pub waves: Option<Waves>,
-    /// Serve `/control` to change a dependency's [`Mode`] by hand.
-    pub control: bool,
+    /// Serve `/control` to change a dependency's [`Mode`] by hand, to requests carrying
+    /// `Authorization: Bearer <this token>` (others get 401). Off (`None`) by default.
+    pub control: Option<String>,
     /// Isolate the inventory client in its thread pool (`false`: a semaphore, as the other
     /// commands; only sound with [`fast`](Self::fast), when the client does not block).
     pub pool: bool,
+    /// Clients `/hystrix.stream` serves at once (more get 503).
+    pub max_streams: usize,
 }
 
 impl Default for Options {
@@ -148,8 +151,9 @@ impl Default for Options {
             commands: true,
             fast: false,
             waves: Some(Waves::default()),
-            control: false,
+            control: None,
             pool: true,
+            max_streams: 50,
         }
     }
 }
@@ -478,7 +482,22 @@ fn command_clients(
 struct AppState {
     clients: Clients,
     deps: Arc<Dependencies>,
+    /// `Bearer <token>`, the `Authorization` a control request must carry.
+    control: Option<Arc<str>>,
 }
+
+impl AppState {
+    /// Whether `headers` carry the control token.
+    fn may_control(&self, headers: &HeaderMap) -> bool {
+        let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        matches!((&self.control, given), (Some(token), Some(given)) if token.as_bytes() == given)
+    }
+}
+
+const UNAUTHORIZED: (StatusCode, &str) = (
+    StatusCode::UNAUTHORIZED,
+    "control needs Authorization: Bearer <token>\n",
+);
 
 /// One instance of the service: its router, its dependencies and its registry.
 #[derive(Debug)]
@@ -506,12 +525,16 @@ impl Instance {
         let state = AppState {
             clients,
             deps: deps.clone(),
+            control: options
+                .control
+                .as_ref()
+                .map(|token| Arc::from(format!("Bearer {token}"))),
         };
         let mut app = Router::new()
             .route("/", get(index))
             .route("/health", get(|| async { "ok\n" }))
             .route("/product/{id}", get(product));
-        if options.control {
+        if options.control.is_some() {
             app = app
                 .route("/control", get(modes))
                 .route("/control/{dependency}/{mode}", post(set_mode));
@@ -519,7 +542,12 @@ impl Instance {
         let metrics = registry.metrics().clone();
         let router = app
             .with_state(state)
-            .merge(HystrixStream::new().registry(metrics.clone()).router())
+            .merge(
+                HystrixStream::new()
+                    .registry(metrics.clone())
+                    .max_connections(options.max_streams)
+                    .router(),
+            )
             .merge(PrometheusExporter::new(metrics).router());
         let waves = options.waves.map(|w| deps.run_waves(w));
         Ok(Self {
@@ -611,7 +639,10 @@ fn json_response(value: &serde_json::Value) -> Response {
         .into_response()
 }
 
-async fn modes(State(state): State<AppState>) -> Response {
+async fn modes(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.may_control(&headers) {
+        return UNAUTHORIZED.into_response();
+    }
     let all = state.deps.all();
     json_response(&serde_json::Value::Object(
         all.iter()
@@ -627,8 +658,12 @@ async fn modes(State(state): State<AppState>) -> Response {
 
 async fn set_mode(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path((dependency, mode)): Path<(String, String)>,
 ) -> Response {
+    if !state.may_control(&headers) {
+        return UNAUTHORIZED.into_response();
+    }
     let Some(dep) = state.deps.get(&dependency) else {
         return (
             StatusCode::NOT_FOUND,

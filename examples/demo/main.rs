@@ -85,13 +85,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let dashboard_addr = dashboard_listener.local_addr()?;
 
+    // The instances' /control takes a token made for this run, printed below.
+    let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     let (stop, stopped) = watch::channel(false);
     let mut serving: Vec<JoinHandle<()>> = Vec::new();
     let mut instances = Vec::new();
     for _ in 0..args.instances {
         let instance = Instance::new(&Options {
             waves,
-            control: true,
+            control: Some(token.clone()),
             ..Options::default()
         })?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -135,7 +137,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let tally = Arc::new(load::Tally::default());
     tasks.extend(load::start(&addrs, args.rps, tally.clone()));
 
-    print_urls(&args, waves, dashboard_addr, dns.addr(), &addrs);
+    print_urls(&args, waves, dashboard_addr, dns.addr(), &addrs, &token);
 
     let report = report_every(
         Duration::from_secs(args.report_secs),
@@ -178,6 +180,7 @@ fn print_urls(
     dashboard: SocketAddr,
     dns: SocketAddr,
     instances: &[SocketAddr],
+    token: &str,
 ) {
     let turbine_stream = format!("http://{dashboard}/turbine.stream?cluster=storefront");
     let monitor = format!(
@@ -215,7 +218,7 @@ fn print_urls(
     }
     println!();
     println!(
-        "  break a dependency by hand: curl -X POST http://{}/control/reviews/slow  (normal, fail, slow, hang)",
+        "  break a dependency by hand:\n    curl -X POST -H 'Authorization: Bearer {token}' http://{}/control/reviews/slow\n    (catalog, reviews, pricing, inventory; normal, fail, slow, hang)",
         instances[0]
     );
     println!("Ctrl-C stops everything.");
