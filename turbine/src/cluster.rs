@@ -221,6 +221,9 @@ async fn run(spec: ClusterSpec, frames: watch::Sender<Bytes>, view: Arc<Mutex<Cl
             Some(batch) = rx.recv() => state.receive(batch),
             _ = ticker.tick() => {
                 let now = Instant::now();
+                // A good look-up that changed nothing updates `refreshed` without notifying:
+                // read it, so that the view's age of the last look-up is true.
+                discovery.refreshed = discovered.borrow().refreshed;
                 state.expire(now);
                 if frames.receiver_count() > 0 {
                     frames.send_replace(state.frame(now));
