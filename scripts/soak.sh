@@ -76,7 +76,7 @@ for addr in "${instances[@]}"; do
     EVENTS[$event]=$(( ${EVENTS[$event]:-0} + ${count%.*} ))
   done < <(curl -fsS "http://${addr}/metrics" |
     awk -F'[{}]' '/^hystrix_command_events_total\{/ && /command="GetPrice"/ {
-      match($2, /event="[a-z_]+"/); e = substr($2, RSTART + 7, RLENGTH - 8); split($3, v, " "); print e, v[2] }')
+      match($2, /event="[a-z_]+"/); e = substr($2, RSTART + 7, RLENGTH - 8); split($3, v, " "); print e, v[1] }')
 done
 served=$(( ${EVENTS[success]:-0} ))
 not_served=$(( ${EVENTS[failure]:-0} + ${EVENTS[short_circuited]:-0} + ${EVENTS[timeout]:-0} + ${EVENTS[semaphore_rejected]:-0} ))
@@ -96,6 +96,7 @@ awk 'NR > 1 {
   printf "  file descriptors first %d, last %d, min %d, max %d\n", f0, f1, fmin, fmax
   printf "  threads          first %d, last %d, min %d, max %d\n", t0, t1, tmin, tmax }' "$OUT/samples.txt"
 awk -v s="$served" -v n="$not_served" -v h="$HEALTHY" -v f="$FAILING" 'BEGIN {
+  if (s + n == 0) { print "  GetPrice: no calls counted by /metrics"; exit 1 }
   share = n / (s + n); expected = f / (h + f)
   printf "  GetPrice: %d calls served by pricing, %d not (%.1f %%); the schedule fails %.1f %% of the time\n",
     s, n, 100 * share, 100 * expected
