@@ -305,19 +305,18 @@ async fn read(
         let mut messages = Vec::new();
         let mut errors = 0u64;
         let mut last_error = None;
-        lines
-            .feed(&chunk, |line| {
-                if let Line::Data(json) = Line::classify(line) {
-                    match parser.parse(json) {
-                        Ok(message) => messages.push(message),
-                        Err(e) => {
-                            errors += 1;
-                            last_error = Some(e);
-                        }
+        // The lines before an over-long one still count: the error is returned after them.
+        let fed = lines.feed(&chunk, |line| {
+            if let Line::Data(json) = Line::classify(line) {
+                match parser.parse(json) {
+                    Ok(message) => messages.push(message),
+                    Err(e) => {
+                        errors += 1;
+                        last_error = Some(e);
                     }
                 }
-            })
-            .map_err(|e| UpstreamError::LineTooLong(e.max))?;
+            }
+        });
         if let Some(e) = last_error {
             status.parse_errors.fetch_add(errors, Ordering::Relaxed);
             tracing::debug!(instance = %endpoint, error = %e, "line skipped");
@@ -332,6 +331,7 @@ async fn read(
                 .await
                 .map_err(|_| UpstreamError::Gone)?;
         }
+        fed.map_err(|e| UpstreamError::LineTooLong(e.max))?;
     }
 }
 
