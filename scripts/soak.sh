@@ -8,8 +8,10 @@
 # pages. Every 10 s it samples the demo process's resident memory, open file descriptors and
 # threads, which must stay flat. At the end it reads each instance's /metrics: the share of
 # GetPrice calls the dependency did not serve (failed, short-circuited, timed out, rejected)
-# must match the share of time the schedule fails (15 / 40), within 5 points, and no page may
-# have failed (the catalog never does). Installs wrk (Debian) if missing. Prints a summary;
+# must match the schedule: at least the share of time pricing fails (15 / 40), at most that
+# plus GetPrice's 3 s sleep window per wave (the circuit re-closes only after a trial once
+# pricing is back), 2 points of slack either way; and no page may have failed (the catalog
+# never does). Installs wrk (Debian) if missing. Prints a summary;
 # the samples are in target/soak/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-600}"
 HEALTHY=25
 FAILING=15
+SLEEP_WINDOW=3 # GetPrice's, in examples/common/service.rs
 OUT=target/soak
 mkdir -p "$OUT"
 
@@ -95,11 +98,11 @@ awk 'NR > 1 {
   printf "  resident memory  first %d KiB, last %d KiB, min %d, max %d\n", r0, r1, rmin, rmax
   printf "  file descriptors first %d, last %d, min %d, max %d\n", f0, f1, fmin, fmax
   printf "  threads          first %d, last %d, min %d, max %d\n", t0, t1, tmin, tmax }' "$OUT/samples.txt"
-awk -v s="$served" -v n="$not_served" -v h="$HEALTHY" -v f="$FAILING" 'BEGIN {
+awk -v s="$served" -v n="$not_served" -v h="$HEALTHY" -v f="$FAILING" -v w="$SLEEP_WINDOW" 'BEGIN {
   if (s + n == 0) { print "  GetPrice: no calls counted by /metrics"; exit 1 }
-  share = n / (s + n); expected = f / (h + f)
-  printf "  GetPrice: %d calls served by pricing, %d not (%.1f %%); the schedule fails %.1f %% of the time\n",
-    s, n, 100 * share, 100 * expected
-  if (share < expected - 0.05 || share > expected + 0.05) { print "  MISMATCH with the schedule"; exit 1 } }'
+  share = n / (s + n); low = f / (h + f); high = (f + w) / (h + f)
+  printf "  GetPrice: %d calls served by pricing, %d not (%.1f %%); the schedule predicts %.1f to %.1f %%\n",
+    s, n, 100 * share, 100 * low, 100 * high
+  if (share < low - 0.02 || share > high + 0.02) { print "  MISMATCH with the schedule"; exit 1 } }'
 echo "  pages answered other than 2xx: ${non2xx}"
 [ "$non2xx" -eq 0 ] || { echo "  pages failed" >&2; exit 1; }
