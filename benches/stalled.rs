@@ -21,75 +21,17 @@
 
 #[path = "../tests/common/binaries.rs"]
 mod binaries;
+#[path = "../tests/common/process.rs"]
+mod process;
 
-use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
+
+use process::Process;
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
 };
-
-/// A server process, killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    /// Starts `binary` with `args` and reads its address from its first line (`...http://ADDR/...`).
-    fn start(binary: &std::path::Path, args: &[String]) -> Self {
-        let mut child = Command::new(binary)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut first = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut first).unwrap();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while stdout.read_line(&mut line).is_ok_and(|n| n > 0) {
-                line.clear();
-            }
-        });
-        let addr = first
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {first:?}"));
-        Self { child, addr }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A client that asks for `path`, reads the status line and stops reading. `None` if the
 /// server refused it (not 200).
@@ -151,7 +93,7 @@ fn main() {
 }
 
 async fn run(clients: usize, seconds: u64) {
-    let service = Server::start(
+    let service = Process::start(
         &binaries::example("axum_service"),
         &[
             "--listen=127.0.0.1:0".into(),
@@ -166,17 +108,17 @@ async fn run(clients: usize, seconds: u64) {
         format!(
             "listen = \"127.0.0.1:0\"\nmax_connections = {}\n[clusters.default]\ninstances = [\"{}\"]\n",
             clients + 10,
-            service.addr
+            service.addr()
         ),
     )
     .unwrap();
-    let turbine = Server::start(
+    let turbine = Process::start(
         &binaries::built("turbine", &["turbine/src"]),
         &["--config".into(), config.display().to_string()],
     );
     // Every command and the pool have run, so that every tick carries all of them.
     for id in 0..20 {
-        let mut s = TcpStream::connect(service.addr).await.unwrap();
+        let mut s = TcpStream::connect(service.addr()).await.unwrap();
         let req = format!("GET /product/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.unwrap();
         let mut sink = Vec::new();
@@ -185,11 +127,11 @@ async fn run(clients: usize, seconds: u64) {
     let stream_path = "/hystrix.stream?delay=100";
     let turbine_path = "/turbine.stream?delay=100";
     assert!(
-        serves(service.addr, stream_path).await,
+        serves(service.addr(), stream_path).await,
         "the service's stream"
     );
     assert!(
-        serves(turbine.addr, turbine_path).await,
+        serves(turbine.addr(), turbine_path).await,
         "the turbine's stream"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -198,11 +140,11 @@ async fn run(clients: usize, seconds: u64) {
     let mut held = Vec::new();
     let (mut refused_service, mut refused_turbine) = (0, 0);
     for _ in 0..clients {
-        match stalled(service.addr, stream_path).await {
+        match stalled(service.addr(), stream_path).await {
             Some(s) => held.push(s),
             None => refused_service += 1,
         }
-        match stalled(turbine.addr, turbine_path).await {
+        match stalled(turbine.addr(), turbine_path).await {
             Some(s) => held.push(s),
             None => refused_turbine += 1,
         }
@@ -213,35 +155,23 @@ async fn run(clients: usize, seconds: u64) {
         samples.push((service.rss_kib(), turbine.rss_kib()));
     }
     let still_serving = (
-        serves(service.addr, stream_path).await,
-        serves(turbine.addr, turbine_path).await,
+        serves(service.addr(), stream_path).await,
+        serves(turbine.addr(), turbine_path).await,
     );
-    let half = samples.len() / 2;
-    let growth = |pick: fn(&(u64, u64)) -> u64| {
-        let second_half = &samples[half..];
-        let first = pick(&second_half[0]) as i64;
-        let last = pick(second_half.last().unwrap()) as i64;
-        last - first
-    };
-    let max = |pick: fn(&(u64, u64)) -> u64| samples.iter().map(pick).max().unwrap_or(0);
-    let end = *samples.last().unwrap();
     println!(
         "stalled/{clients} clients per stream, {seconds} s (refused: service {refused_service}, turbine {refused_turbine})"
     );
-    println!(
-        "  service /hystrix.stream: RSS {} KiB before, {} KiB at the end, max {} KiB, second half {:+} KiB",
-        before.0,
-        end.0,
-        max(|s| s.0),
-        growth(|s| s.0)
-    );
-    println!(
-        "  turbine /turbine.stream: RSS {} KiB before, {} KiB at the end, max {} KiB, second half {:+} KiB",
-        before.1,
-        end.1,
-        max(|s| s.1),
-        growth(|s| s.1)
-    );
+    let half = samples.len() / 2;
+    let report = |name: &str, before: u64, pick: fn(&(u64, u64)) -> u64| {
+        let rss: Vec<u64> = samples.iter().map(pick).collect();
+        let (end, max) = (rss[rss.len() - 1], rss.iter().copied().max().unwrap_or(0));
+        let second_half = end as i64 - rss[half] as i64;
+        println!(
+            "  {name}: RSS {before} KiB before, {end} KiB at the end, max {max} KiB, second half {second_half:+} KiB"
+        );
+    };
+    report("service /hystrix.stream", before.0, |s| s.0);
+    report("turbine /turbine.stream", before.1, |s| s.1);
     println!(
         "  a new client still served: service {}, turbine {}",
         still_serving.0, still_serving.1

@@ -18,12 +18,13 @@ mod binaries;
 mod browser;
 #[path = "../turbine/tests/common/dnsmasq.rs"]
 mod dnsmasq;
+#[path = "common/process.rs"]
+mod process;
 
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -41,6 +42,7 @@ use serde_json::Value;
 use binaries::{built, example};
 use browser::Browser;
 use dnsmasq::Dnsmasq;
+use process::Process;
 
 /// The token of the instances' `/control`.
 const CONTROL_TOKEN: &str = "e2e-control";
@@ -51,64 +53,6 @@ const SRV: &str = "_hystrix._tcp.storefront.test";
 const WAIT: Duration = Duration::from_secs(30);
 
 type HttpClient = Client<HttpConnector, Empty<bytes::Bytes>>;
-
-/// A child process killed on drop, with the first line it printed.
-struct Process {
-    child: Child,
-    first_line: String,
-}
-
-impl Process {
-    /// Starts `binary` with `args`, and waits for its first line on stdout.
-    fn start(binary: &PathBuf, args: &[String]) -> Self {
-        let mut child = Command::new(binary)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first_line = String::new();
-        stdout.read_line(&mut first_line).unwrap();
-        assert!(
-            !first_line.is_empty(),
-            "{} exited without a word: {:?}",
-            binary.display(),
-            child.wait()
-        );
-        // Keep reading, so that the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while stdout.read_line(&mut line).is_ok_and(|n| n > 0) {
-                line.clear();
-            }
-        });
-        Self { child, first_line }
-    }
-
-    /// The `http://ADDR/` the process announced on its first line.
-    fn url(&self) -> String {
-        let start = self.first_line.find("http://").unwrap_or_else(|| {
-            panic!("no URL in {:?}", self.first_line);
-        });
-        self.first_line[start..]
-            .trim()
-            .trim_end_matches('/')
-            .to_owned()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// An instance of the example service on a fixed port (the SRV records name it), with
 /// `/control` on.
