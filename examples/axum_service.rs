@@ -72,10 +72,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let waves = match args.waves.as_str() {
-        "off" => None,
-        s => Some(s.parse::<Waves>().map_err(|e| format!("--waves {e}"))?),
-    };
+    let waves = Waves::parse_option(&args.waves)?;
     let instance = Instance::new(&Options {
         commands: !args.no_commands,
         fast: args.fast,

@@ -178,19 +178,6 @@ fn price_card(css: &str) -> String {
     )
 }
 
-/// Percent-encodes a URL for a query parameter.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_dependency_opens_its_circuit_on_the_page_and_hosts_come_and_go() {
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -268,7 +255,7 @@ async fn a_failing_dependency_opens_its_circuit_on_the_page_and_hosts_come_and_g
         .goto(&format!(
             "{}/monitor?title=storefront&stream={}",
             dashboard.url(),
-            encode(&turbine_stream)
+            url::form_urlencoded::byte_serialize(turbine_stream.as_bytes()).collect::<String>()
         ))
         .await;
 

@@ -125,6 +125,16 @@ impl FromStr for Waves {
     }
 }
 
+impl Waves {
+    /// A `--waves` argument: `HEALTHY,FAILING` in seconds, or `off` (`None`).
+    pub fn parse_option(s: &str) -> Result<Option<Self>, String> {
+        match s {
+            "off" => Ok(None),
+            s => s.parse().map(Some).map_err(|e| format!("--waves {e}")),
+        }
+    }
+}
+
 /// How an instance is built.
 #[derive(Clone, Debug)]
 pub struct Options {

@@ -72,10 +72,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let waves = match args.waves.as_str() {
-        "off" => None,
-        s => Some(s.parse::<Waves>().map_err(|e| format!("--waves {e}"))?),
-    };
+    let waves = Waves::parse_option(&args.waves)?;
     // Bind the dashboard first: a taken port is the likeliest failure.
     let dashboard_listener = TcpListener::bind(args.listen).await.map_err(|e| {
         format!(
@@ -185,7 +182,7 @@ fn print_urls(
     let turbine_stream = format!("http://{dashboard}/turbine.stream?cluster=storefront");
     let monitor = format!(
         "http://{dashboard}/monitor?title=storefront&stream={}",
-        encode(&turbine_stream)
+        url::form_urlencoded::byte_serialize(turbine_stream.as_bytes()).collect::<String>()
     );
     let schedule = match waves {
         Some(w) => format!(
@@ -223,19 +220,6 @@ fn print_urls(
     );
     println!("Ctrl-C stops everything.");
     println!();
-}
-
-/// Percent-encodes a URL for a query parameter.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Prints a line of figures every `period`: the load's tally since the last line, the pricing

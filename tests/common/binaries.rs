@@ -69,9 +69,26 @@ pub fn built(path: &str, sources: &[&str]) -> PathBuf {
     binary
 }
 
-/// The example `name` (`examples/NAME.rs` or `examples/NAME/`, and `examples/common/`).
+/// The example `name`: `examples/NAME.rs` or `examples/NAME/`, and the shared modules it
+/// includes (`#[path = "common/..."]`).
 pub fn example(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let single = format!("examples/{name}.rs");
     let dir = format!("examples/{name}");
-    built(&dir, &[&single, &dir, "examples/common"])
+    let mut sources = vec![single.clone(), dir.clone()];
+    for (file, base) in [
+        (single.clone(), "examples".to_owned()),
+        (format!("{dir}/main.rs"), dir.clone()),
+    ] {
+        let Ok(text) = std::fs::read_to_string(root.join(&file)) else {
+            continue;
+        };
+        for included in text.split("#[path = \"").skip(1) {
+            if let Some(path) = included.split('"').next() {
+                sources.push(format!("{base}/{path}"));
+            }
+        }
+    }
+    let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
+    built(&dir, &sources)
 }

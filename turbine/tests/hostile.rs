@@ -22,11 +22,7 @@ use std::{
 use common::{Response, Running, Upstream, command, wait_until};
 use hystrix_turbine::{ClusterView, InstanceView};
 use serde_json::Value;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-    task::JoinHandle,
-};
+use tokio::{io::AsyncWriteExt, net::TcpListener, task::JoinHandle};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -91,9 +87,8 @@ fn events(lines: &[Vec<u8>]) -> Vec<u8> {
 /// A line nested 100,000 deep is refused (or, where the parser skips it, read) on the
 /// turbine's own worker threads: no stack overflow, every refused line counted, the
 /// connection kept, and the host's data still flowing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_nested_100000_deep_is_refused_and_counted_without_a_stack_overflow() {
-    const DEPTH: usize = 100_000;
+/// A turbine reading one upstream (cluster `default`, Turbine 1.x), connected.
+async fn one_upstream() -> (Upstream, Running) {
     let upstream = Upstream::start().await;
     let config = format!(
         "{SLOW_TO_FORGET}{}",
@@ -101,6 +96,13 @@ async fn json_nested_100000_deep_is_refused_and_counted_without_a_stack_overflow
     );
     let turbine = Running::start(&config).await;
     upstream.connected().await;
+    (upstream, turbine)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_nested_100000_deep_is_refused_and_counted_without_a_stack_overflow() {
+    const DEPTH: usize = 100_000;
+    let (upstream, turbine) = one_upstream().await;
 
     let arrays = "[".repeat(DEPTH);
     let objects = r#"{"a":"#.repeat(DEPTH);
@@ -307,13 +309,8 @@ impl Endless {
         pause: Option<Duration>,
         taken: Arc<Mutex<Vec<u64>>>,
     ) {
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match socket.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
+        if common::read_head(&mut socket).await.is_none() {
+            return;
         }
         let mut start = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
@@ -448,13 +445,7 @@ async fn an_event_in_the_same_chunk_as_an_over_long_line_is_not_lost() {
 /// stream (no U+FFFD in a name).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_utf8_in_a_data_line_is_refused_and_counted() {
-    let upstream = Upstream::start().await;
-    let config = format!(
-        "{SLOW_TO_FORGET}{}",
-        cluster("default", "turbine1", &[upstream.instance()])
-    );
-    let turbine = Running::start(&config).await;
-    upstream.connected().await;
+    let (upstream, turbine) = one_upstream().await;
 
     let templates: [&[u8]; 6] = [
         br#"{"type":"HystrixCommand","name":"Get@","rollingCountSuccess":100}"#,

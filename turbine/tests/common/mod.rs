@@ -26,6 +26,19 @@ use tokio::{
     time::{Instant, timeout},
 };
 
+/// Reads a request's head (up to its blank line); `None` if the peer goes away first.
+pub async fn read_head<S: AsyncRead + Unpin>(socket: &mut S) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(head)
+}
+
 /// What an upstream connection is told to do.
 #[derive(Clone, Debug)]
 pub enum Chunk {
@@ -178,15 +191,9 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     open: Arc<AtomicUsize>,
     required: Option<String>,
 ) {
-    // The request head.
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match socket.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
+    let Some(head) = read_head(&mut socket).await else {
+        return;
+    };
     if let Some(required) = required {
         let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
         if !head.lines().any(|l| l.trim() == required) {
