@@ -270,10 +270,16 @@ impl Registry {
             settings.metrics,
             clock.clone(),
         );
+        let semaphore = Semaphore::new(settings.max_concurrent_requests);
+        if pool.is_none() {
+            // With semaphore isolation the semaphore counts exactly the running executions.
+            let permits = semaphore.clone();
+            metrics.count_running_with(move || u64::from(permits.in_flight()));
+        }
         let core = CommandCore {
             circuit,
             metrics,
-            semaphore: Semaphore::new(settings.max_concurrent_requests),
+            semaphore,
             fallback_semaphore: Semaphore::new(settings.fallback_max_concurrent_requests),
             pool,
             timeout_ms: AtomicU64::new(0),

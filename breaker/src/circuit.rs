@@ -342,17 +342,36 @@ impl Circuit {
     #[inline]
     pub fn try_admit(&self) -> Result<Admission, ShortCircuited> {
         let s = &*self.shared;
+        self.admit(|| s.clock.coarse_now(), || s.clock.now())
+    }
+
+    /// [`try_admit`](Self::try_admit) at `now`, an instant just read from this circuit's
+    /// clock: a caller that reads the precise clock anyway (to time the request) spares the
+    /// circuit its own reads.
+    #[inline]
+    pub fn try_admit_at(&self, now: Instant) -> Result<Admission, ShortCircuited> {
+        self.admit(|| now, || now)
+    }
+
+    /// The admission, with `coarse` and `precise` read only when needed.
+    #[inline]
+    fn admit(
+        &self,
+        coarse: impl Fn() -> Instant,
+        precise: impl Fn() -> Instant,
+    ) -> Result<Admission, ShortCircuited> {
+        let s = &*self.shared;
         match s.hot.mode.load(Ordering::Acquire) {
             MODE_NORMAL => {}
-            MODE_FORCED_OPEN => return Err(s.short_circuit(s.clock.coarse_now(), true)),
-            _ => return Ok(self.admission(None)),
+            MODE_FORCED_OPEN => return Err(s.short_circuit(coarse(), true)),
+            _ => return Ok(self.admission(None, precise)),
         }
         let mut word = s.hot.word.load(Ordering::Acquire);
         loop {
             match state_of(word) {
-                CLOSED => return Ok(self.admission(None)),
+                CLOSED => return Ok(self.admission(None, precise)),
                 OPEN => {
-                    let now = s.clock.coarse_now();
+                    let now = coarse();
                     let opened = s.opened_at_ms.load(Ordering::Acquire);
                     let sleep = s.sleep_ms.load(Ordering::Acquire);
                     // Hystrix admits a trial once `now > opened + sleep`.
@@ -360,13 +379,13 @@ impl Circuit {
                         return Err(s.short_circuit(now, false));
                     }
                     if let Some(generation) = s.half_open(word, now) {
-                        return Ok(self.admission(Some(generation)));
+                        return Ok(self.admission(Some(generation), precise));
                     }
                     word = s.hot.word.load(Ordering::Acquire);
                 }
                 _ => {
                     if left_of(word) == 0 {
-                        return Err(s.short_circuit(s.clock.coarse_now(), false));
+                        return Err(s.short_circuit(coarse(), false));
                     }
                     let taken = word - (1 << LEFT_SHIFT);
                     match s.hot.word.compare_exchange_weak(
@@ -375,7 +394,7 @@ impl Circuit {
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
-                        Ok(_) => return Ok(self.admission(Some(gen_of(word)))),
+                        Ok(_) => return Ok(self.admission(Some(gen_of(word)), precise)),
                         Err(seen) => word = seen,
                     }
                 }
@@ -384,11 +403,11 @@ impl Circuit {
     }
 
     #[inline]
-    fn admission(&self, trial: Option<u64>) -> Admission {
+    fn admission(&self, trial: Option<u64>, now: impl Fn() -> Instant) -> Admission {
         let slow = self.shared.hot.slow_call_nanos.load(Ordering::Relaxed);
         Admission {
             trial,
-            started: (slow != 0).then(|| self.shared.clock.now()),
+            started: (slow != 0).then(now),
         }
     }
 
@@ -396,7 +415,15 @@ impl Circuit {
     /// [`Permit::record`] does.
     #[inline]
     pub fn record(&self, admission: Admission, event: Ev) {
-        self.shared.record(admission, event);
+        let s = &*self.shared;
+        s.record(admission, event, || s.clock.coarse_now(), || s.clock.now());
+    }
+
+    /// [`record`](Self::record) at `now`, an instant just read from this circuit's clock
+    /// (when the request ended).
+    #[inline]
+    pub fn record_at(&self, admission: Admission, event: Ev, now: Instant) {
+        self.shared.record(admission, event, || now, || now);
     }
 
     /// Withdraws a request admitted by [`try_admit`](Self::try_admit) without an outcome, as
@@ -818,7 +845,8 @@ impl Permit {
     #[inline]
     pub fn record(mut self, event: Ev) {
         if let Some(admission) = self.admission.take() {
-            self.shared.record(admission, event);
+            let s = &*self.shared;
+            s.record(admission, event, || s.clock.coarse_now(), || s.clock.now());
         }
     }
 }
@@ -860,14 +888,19 @@ impl Admission {
 
 impl Shared {
     #[inline]
-    fn record(&self, admission: Admission, event: Ev) {
+    fn record(
+        &self,
+        admission: Admission,
+        event: Ev,
+        coarse: impl Fn() -> Instant,
+        precise: impl Fn() -> Instant,
+    ) {
         let slow = admission.started.is_some_and(|start| {
             let limit = self.hot.slow_call_nanos.load(Ordering::Relaxed);
-            let took = self.clock.now().saturating_duration_since(start);
+            let took = precise().saturating_duration_since(start);
             limit != 0 && took > Duration::from_nanos(limit)
         });
-        let now = self.clock.coarse_now();
-        self.on_outcome(event, admission.trial, slow, now);
+        self.on_outcome(event, admission.trial, slow, coarse());
     }
 
     fn cancel(&self, admission: Admission) {

@@ -626,3 +626,40 @@ fn exactly_n_trials_however_many_race() {
         }
     }
 }
+
+/// `try_admit_at` and `record_at` take the caller's instants: the slowness of a call is
+/// measured between them, not by the circuit's own reads of its clock.
+#[test]
+fn admissions_at_given_instants_measure_slowness_between_them() {
+    let manual = ManualClock::new();
+    let circuit = Circuit::with_clock(
+        "At",
+        BreakerConfig {
+            slow_call_threshold: Some(Duration::from_millis(100)),
+            health_snapshot_interval: Duration::ZERO,
+            ..BreakerConfig::default()
+        },
+        manual.clock(),
+    )
+    .unwrap();
+    let t0 = manual.now();
+    // Both instants are given: the clock itself does not move.
+    let admission = circuit.try_admit_at(t0).unwrap();
+    circuit.record_at(admission, Ev::Success, t0 + Duration::from_millis(150));
+    assert_eq!(
+        circuit.health().errors,
+        1,
+        "150 ms between the two instants"
+    );
+
+    let admission = circuit.try_admit_at(t0).unwrap();
+    circuit.record_at(admission, Ev::Success, t0 + Duration::from_millis(50));
+    assert_eq!(circuit.health().errors, 1, "50 ms: not slow");
+    assert_eq!(circuit.health().total, 2);
+
+    // The clock's own reads are what `record` uses: unmoved, the call took no time.
+    let admission = circuit.try_admit().unwrap();
+    manual.advance(Duration::from_millis(101));
+    circuit.record(admission, Ev::Success);
+    assert_eq!(circuit.health().errors, 2, "101 ms on the clock");
+}

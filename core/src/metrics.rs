@@ -10,15 +10,16 @@
 use std::{
     fmt,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use crate::{
-    Clock, CommandKey, EventCounts, GroupKey, HealthCounts, HystrixEventType, LatencyCursor,
-    LatencySnapshot, RollingCounter, RollingPercentile, RollingWindow, ThreadPoolKey,
+    Clock, CommandKey, EventCounts, GroupKey, HealthCounts, HystrixEventType, Instant,
+    LatencyCursor, LatencySnapshot, RollingCounter, RollingPercentile, RollingWindow,
+    ThreadPoolKey,
 };
 
 /// The windows a command's metrics keep (Hystrix's `metrics.rollingStats.*` and
@@ -74,6 +75,9 @@ struct Inner {
     execute: RollingPercentile,
     total: RollingPercentile,
     concurrent: AtomicU64,
+    /// Reads the count of running executions when another part counts them (see
+    /// [`CommandMetrics::count_running_with`]); `concurrent` is not used then.
+    running: OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
 }
 
 impl CommandMetrics {
@@ -106,6 +110,7 @@ impl CommandMetrics {
                 execute: RollingPercentile::new(config.rolling_percentile, origin),
                 total: RollingPercentile::new(config.rolling_percentile, origin),
                 concurrent: AtomicU64::new(0),
+                running: OnceLock::new(),
                 clock,
                 config,
             }),
@@ -151,11 +156,24 @@ impl CommandMetrics {
             .add(event, n, self.inner.clock.coarse_now());
     }
 
+    /// [`mark`](Self::mark) at `now`, an instant just read from these metrics' clock: a
+    /// caller that has read the clock anyway spares the metrics a read of their own.
+    #[inline]
+    pub fn mark_at(&self, event: HystrixEventType, now: Instant) {
+        self.inner.counts.add(event, 1, now);
+    }
+
     /// Records a request's execution latency (the inner service alone) and total latency
     /// (from the caller's `call` to its result, queueing and hand-off included).
     #[inline]
     pub fn record_latencies(&self, execute: Duration, total: Duration) {
-        let now = self.inner.clock.coarse_now();
+        self.record_latencies_at(execute, total, self.inner.clock.coarse_now());
+    }
+
+    /// [`record_latencies`](Self::record_latencies) at `now`, an instant just read from these
+    /// metrics' clock (when the request ended).
+    #[inline]
+    pub fn record_latencies_at(&self, execute: Duration, total: Duration, now: Instant) {
         self.inner.execute.record(execute, now);
         self.inner.total.record(total, now);
     }
@@ -204,10 +222,15 @@ impl CommandMetrics {
     /// Prefer [`executing`](Self::executing).
     #[inline]
     pub fn begin_execution(&self) {
-        let now = self.inner.concurrent.fetch_add(1, Ordering::AcqRel) + 1;
-        self.inner
-            .counts
-            .update_max(now, self.inner.clock.coarse_now());
+        self.begin_execution_at(self.inner.clock.coarse_now());
+    }
+
+    /// [`begin_execution`](Self::begin_execution) at `now`, an instant just read from these
+    /// metrics' clock.
+    #[inline]
+    pub fn begin_execution_at(&self, now: Instant) {
+        let running = self.inner.concurrent.fetch_add(1, Ordering::AcqRel) + 1;
+        self.inner.counts.update_max(running, now);
     }
 
     /// Ends an execution counted with [`begin_execution`](Self::begin_execution).
@@ -218,7 +241,42 @@ impl CommandMetrics {
 
     /// Executions running now.
     pub fn current_concurrent(&self) -> u64 {
-        self.inner.concurrent.load(Ordering::Acquire)
+        match self.inner.running.get() {
+            Some(read) => read(),
+            None => self.inner.concurrent.load(Ordering::Acquire),
+        }
+    }
+
+    /// Leaves the count of running executions to a part that keeps it anyway, such as a
+    /// semaphore that admits exactly the command's executions: `read` returns it, and the
+    /// owner reports each admission's count with
+    /// [`observe_concurrency_at`](Self::observe_concurrency_at) instead of calling
+    /// [`begin_execution`](Self::begin_execution). This spares every call two writes to a
+    /// count all callers share. False, with nothing changed, when a reader was already set.
+    ///
+    /// ```
+    /// use hystrix_core::{CommandMetrics, MetricsConfig};
+    /// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
+    ///
+    /// let in_flight = Arc::new(AtomicU64::new(0));
+    /// let metrics = CommandMetrics::new("Get", "Store", "Store", MetricsConfig::default());
+    /// let read = in_flight.clone();
+    /// assert!(metrics.count_running_with(move || read.load(Ordering::Relaxed)));
+    ///
+    /// let running = in_flight.fetch_add(1, Ordering::Relaxed) + 1; // an admission
+    /// metrics.observe_concurrency_at(running, metrics.clock().now());
+    /// assert_eq!(metrics.current_concurrent(), 1);
+    /// assert_eq!(metrics.snapshot().rolling_max_concurrent, 1);
+    /// ```
+    pub fn count_running_with(&self, read: impl Fn() -> u64 + Send + Sync + 'static) -> bool {
+        self.inner.running.set(Box::new(read)).is_ok()
+    }
+
+    /// Raises the rolling maximum of concurrent executions to `running`, the count an
+    /// admission left running at `now` (see [`count_running_with`](Self::count_running_with)).
+    #[inline]
+    pub fn observe_concurrency_at(&self, running: u64, now: Instant) {
+        self.inner.counts.update_max(running, now);
     }
 
     /// Everything the stream needs of this command now.
@@ -237,7 +295,7 @@ impl CommandMetrics {
             counts,
             cumulative,
             health: HealthCounts::from_events(&counts),
-            current_concurrent: inner.concurrent.load(Ordering::Acquire),
+            current_concurrent: self.current_concurrent(),
             rolling_max_concurrent: inner.counts.max(now),
             latency_execute: inner.execute.snapshot(now),
             latency_total: inner.total.snapshot(now),

@@ -97,6 +97,11 @@ impl<Res, K> Call<Res, K> {
         self.local.core()
     }
 
+    /// When the caller called: the instant read in `call`.
+    pub(crate) fn start(&self) -> Instant {
+        self.start
+    }
+
     /// The execution is over: gives back the semaphore's permit and the execution count.
     #[inline]
     fn stop_running(&mut self) {
@@ -137,20 +142,21 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         let end = end.unwrap_or_else(|| self.core().clock.now());
         let total = end.saturating_duration_since(self.start);
         match exec {
-            Some(exec) => metrics.record_latencies(exec, total),
+            Some(exec) => metrics.record_latencies_at(exec, total, end),
             None => metrics.record_total_latency(total),
         }
     }
 
-    /// Records the circuit's outcome and the command's event.
+    /// Records the circuit's outcome and the command's event, which happened at `now` (an
+    /// instant the call has read: the clock is read once per call at each end).
     #[inline]
-    fn outcome(&mut self, event: Ev) {
+    fn outcome(&mut self, event: Ev, now: Instant) {
         self.stop_running();
         let core = self.local.core();
         if let Some(admission) = self.admission.take() {
-            core.circuit.record(admission, event);
+            core.circuit.record_at(admission, event, now);
         }
-        core.metrics.mark(event);
+        core.metrics.mark_at(event, now);
     }
 
     /// The inner service answered at `end`, after running for `exec`.
@@ -161,7 +167,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         end: Instant,
     ) -> State<F, Res> {
         let outcome = self.handling().classifier.classify(result.as_ref());
-        self.outcome(outcome.event());
+        self.outcome(outcome.event(), end);
         match (outcome, result) {
             (Outcome::Failure, result) => {
                 let (response, error) = match result {
@@ -187,7 +193,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
             }
             (outcome, Err(e)) => {
                 self.record_latency(Some(exec), Some(end));
-                self.core().metrics.mark(Ev::ExceptionThrown);
+                self.core().metrics.mark_at(Ev::ExceptionThrown, end);
                 let key = self.command().key().clone();
                 State::ready(Err(if outcome == Outcome::BadRequest {
                     CommandError::bad_request(key, Arc::from(e))
@@ -200,12 +206,9 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
 
     /// The timeout fired first.
     fn timed_out<F>(mut self) -> State<F, Res> {
-        self.outcome(Ev::Timeout);
-        let exec = self
-            .core()
-            .clock
-            .now()
-            .saturating_duration_since(self.start);
+        let now = self.core().clock.now();
+        self.outcome(Ev::Timeout, now);
+        let exec = now.saturating_duration_since(self.start);
         self.fall_back_state(Failure::new(FailureKind::TimedOut, None), None, Some(exec))
     }
 
@@ -219,7 +222,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         error: SharedError,
     ) -> ResponseFuture<F, Res, K> {
         self.admission = admission;
-        self.outcome(event);
+        self.outcome(event, self.start);
         ResponseFuture {
             state: self.fall_back_state(Failure::new(kind, Some(error)), None, None),
             call: None,

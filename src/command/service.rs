@@ -76,7 +76,7 @@ where
         if self.local.handling.fallback.is_some() {
             call.view = Some((self.requests.view)(&req));
         }
-        let admission = match core.circuit.try_admit() {
+        let admission = match core.circuit.try_admit_at(call.start()) {
             Ok(admission) => admission,
             Err(e) => {
                 return call.rejected(
@@ -90,7 +90,10 @@ where
         call.timeout = core.timeout();
         let exec = match &core.pool {
             None => match core.semaphore.try_take() {
-                Ok(()) => {
+                Ok(running) => {
+                    // The semaphore is the count of running executions (see the registry).
+                    core.metrics
+                        .observe_concurrency_at(u64::from(running), call.start());
                     call.semaphore = true;
                     Exec::Direct {
                         fut: self.inner.call(req),
@@ -114,7 +117,11 @@ where
                     (result, clock.now().saturating_duration_since(start))
                 });
                 match spawned {
-                    Ok(task) => Exec::Pool { task },
+                    Ok(task) => {
+                        core.metrics.begin_execution_at(call.start());
+                        call.executing = true;
+                        Exec::Pool { task }
+                    }
                     Err(e) => {
                         return call.rejected(
                             Some(admission),
@@ -126,8 +133,6 @@ where
                 }
             }
         };
-        core.metrics.begin_execution();
-        call.executing = true;
         call.admission = Some(admission);
         ResponseFuture::running(exec, call)
     }

@@ -86,8 +86,10 @@ impl Semaphore {
     /// semaphore would be one more shared count to touch on every call). Each `Ok` must be
     /// matched by exactly one [`give_back`](Self::give_back); prefer
     /// [`try_acquire`](Self::try_acquire).
+    ///
+    /// `Ok` holds the number of permits in use, this one included.
     #[inline]
-    pub fn try_take(&self) -> Result<(), SemaphoreRejected> {
+    pub fn try_take(&self) -> Result<u32, SemaphoreRejected> {
         let limit = self.inner.limit.load(Ordering::Relaxed);
         let mut in_flight = self.inner.in_flight.load(Ordering::Relaxed);
         loop {
@@ -100,7 +102,7 @@ impl Semaphore {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(in_flight + 1),
                 Err(seen) => in_flight = seen,
             }
         }

@@ -180,7 +180,11 @@ impl<E: Event> RollingCounter<E> {
         let bucket = self.bucket_of(now);
         self.roll(bucket);
         let packed = (bucket << MAX_VALUE_BITS) | value.min(MAX_VALUE_MASK);
-        self.slot(bucket)[1].fetch_max(packed, Ordering::Relaxed);
+        let max = &self.slot(bucket)[1];
+        // Written only when it grows: at a steady concurrency, a load.
+        if packed > max.load(Ordering::Relaxed) {
+            max.fetch_max(packed, Ordering::Relaxed);
+        }
     }
 
     /// The count of `event` in the window that ends at `now`.
