@@ -295,31 +295,47 @@ fn parts(c: &mut Criterion) {
         drop(black_box(command.clone()));
         i
     });
-    op!("op/Circuit::try_acquire,record", |i| {
-        command
-            .circuit()
-            .try_acquire()
-            .expect("closed")
-            .record(HystrixEventType::Success);
+    // As a command call does them: the circuit and the metrics are given the instants the
+    // call read, and the semaphore is the count of running executions.
+    let now = clock.now();
+    op!("op/Circuit::try_admit_at,record_at", |i| {
+        let circuit = command.circuit();
+        let admission = circuit.try_admit_at(now).expect("closed");
+        circuit.record_at(admission, HystrixEventType::Success, now);
         i
     });
-    op!("op/Semaphore::try_acquire,dropped", |i| {
-        drop(black_box(command.semaphore().try_acquire().expect("room")));
+    op!(
+        "op/Semaphore::try_take,give_back+observe_concurrency_at",
+        |i| {
+            let running = command.semaphore().try_take().expect("room");
+            metrics.observe_concurrency_at(u64::from(running), now);
+            command.semaphore().give_back();
+            i
+        }
+    );
+    op!("op/CommandMetrics::mark_at", |i| {
+        metrics.mark_at(HystrixEventType::Success, now);
         i
     });
-    op!("op/CommandMetrics::executing,dropped", |i| {
-        drop(black_box(metrics.executing()));
+    op!("op/CommandMetrics::record_latencies_at", |i| {
+        let latency = Duration::from_nanos(i & 1023);
+        metrics.record_latencies_at(latency, latency, now);
         i
     });
-    op!("op/CommandMetrics::mark", |i| {
-        metrics.mark(HystrixEventType::Success);
-        i
-    });
-    op!("op/CommandMetrics::record_latencies", |i| {
-        metrics.record_latencies(
-            Duration::from_nanos(i & 1023),
-            Duration::from_nanos(i & 2047),
-        );
+    // Everything above that one call does, with its two clock reads, and nothing else: the
+    // bookkeeping a command cannot skip, without the service and future around it.
+    op!("op/bookkeeping_of_one_call", |i| {
+        let start = clock.now();
+        let circuit = command.circuit();
+        let admission = circuit.try_admit_at(start).expect("closed");
+        let running = command.semaphore().try_take().expect("room");
+        metrics.observe_concurrency_at(u64::from(running), start);
+        let end = clock.now();
+        command.semaphore().give_back();
+        circuit.record_at(admission, HystrixEventType::Success, end);
+        metrics.mark_at(HystrixEventType::Success, end);
+        let latency = end.saturating_duration_since(start);
+        metrics.record_latencies_at(latency, latency, end);
         i
     });
     group.finish();

@@ -19,7 +19,7 @@ use std::{
 use crate::{
     Clock, CommandKey, EventCounts, GroupKey, HealthCounts, HystrixEventType, Instant,
     LatencyCursor, LatencySnapshot, RollingCounter, RollingPercentile, RollingWindow,
-    ThreadPoolKey,
+    ThreadPoolKey, clock::millis_since,
 };
 
 /// The windows a command's metrics keep (Hystrix's `metrics.rollingStats.*` and
@@ -70,6 +70,8 @@ struct Inner {
     group: GroupKey,
     pool: ThreadPoolKey,
     clock: Clock,
+    /// The origin of every window below, so that one subtraction places an instant in all.
+    origin: Instant,
     config: MetricsConfig,
     counts: RollingCounter<HystrixEventType>,
     execute: RollingPercentile,
@@ -111,6 +113,7 @@ impl CommandMetrics {
                 total: RollingPercentile::new(config.rolling_percentile, origin),
                 concurrent: AtomicU64::new(0),
                 running: OnceLock::new(),
+                origin,
                 clock,
                 config,
             }),
@@ -160,7 +163,12 @@ impl CommandMetrics {
     /// caller that has read the clock anyway spares the metrics a read of their own.
     #[inline]
     pub fn mark_at(&self, event: HystrixEventType, now: Instant) {
-        self.inner.counts.add(event, 1, now);
+        self.inner.counts.add_at_ms(event, 1, self.ms(now));
+    }
+
+    #[inline]
+    fn ms(&self, now: Instant) -> u64 {
+        millis_since(self.inner.origin, now)
     }
 
     /// Records a request's execution latency (the inner service alone) and total latency
@@ -174,8 +182,9 @@ impl CommandMetrics {
     /// metrics' clock (when the request ended).
     #[inline]
     pub fn record_latencies_at(&self, execute: Duration, total: Duration, now: Instant) {
-        self.inner.execute.record(execute, now);
-        self.inner.total.record(total, now);
+        let ms = self.ms(now);
+        self.inner.execute.record_at_ms(execute, ms);
+        self.inner.total.record_at_ms(total, ms);
     }
 
     /// Records a total latency for a request that never executed (rejected, short-circuited,
@@ -230,7 +239,7 @@ impl CommandMetrics {
     #[inline]
     pub fn begin_execution_at(&self, now: Instant) {
         let running = self.inner.concurrent.fetch_add(1, Ordering::AcqRel) + 1;
-        self.inner.counts.update_max(running, now);
+        self.observe_concurrency_at(running, now);
     }
 
     /// Ends an execution counted with [`begin_execution`](Self::begin_execution).
@@ -276,7 +285,7 @@ impl CommandMetrics {
     /// admission left running at `now` (see [`count_running_with`](Self::count_running_with)).
     #[inline]
     pub fn observe_concurrency_at(&self, running: u64, now: Instant) {
-        self.inner.counts.update_max(running, now);
+        self.inner.counts.update_max_at_ms(running, self.ms(now));
     }
 
     /// Everything the stream needs of this command now.

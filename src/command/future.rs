@@ -159,11 +159,12 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         core.metrics.mark_at(event, now);
     }
 
-    /// The inner service answered at `end`, after running for `exec`.
+    /// The inner service answered at `end`, after running for `exec`, `total` after the call.
     fn complete<F>(
         mut self,
         result: Result<Res, BoxError>,
         exec: Duration,
+        total: Duration,
         end: Instant,
     ) -> State<F, Res> {
         let outcome = self.handling().classifier.classify(result.as_ref());
@@ -181,18 +182,18 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
                 )
             }
             (Outcome::Success, Ok(response)) => {
-                self.record_latency(Some(exec), Some(end));
+                self.core().metrics.record_latencies_at(exec, total, end);
                 if let (Some(cache), Some(key)) = (&self.local.handling.cache, self.key.take()) {
                     cache.put(key, &response);
                 }
                 State::ready(Ok(response))
             }
             (Outcome::BadRequest, Ok(response)) => {
-                self.record_latency(Some(exec), Some(end));
+                self.core().metrics.record_latencies_at(exec, total, end);
                 State::ready(Ok(response))
             }
             (outcome, Err(e)) => {
-                self.record_latency(Some(exec), Some(end));
+                self.core().metrics.record_latencies_at(exec, total, end);
                 self.core().metrics.mark_at(Ev::ExceptionThrown, end);
                 let key = self.command().key().clone();
                 State::ready(Err(if outcome == Outcome::BadRequest {
@@ -370,9 +371,9 @@ where
                     match done {
                         Poll::Ready((result, exec)) => {
                             let end = call.core().clock.now();
-                            let exec =
-                                exec.unwrap_or_else(|| end.saturating_duration_since(call.start));
-                            call.complete(result, exec, end)
+                            let total = end.saturating_duration_since(call.start);
+                            // On the caller's task the execution is the whole call.
+                            call.complete(result, exec.unwrap_or(total), total, end)
                         }
                         Poll::Pending => {
                             if let (None, Some(timeout)) =

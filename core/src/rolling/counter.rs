@@ -165,7 +165,12 @@ impl<E: Event> RollingCounter<E> {
     /// Records `n` events at `now`.
     #[inline]
     pub fn add(&self, event: E, n: u64, now: Instant) {
-        let ms = millis_since(self.origin, now);
+        self.add_at_ms(event, n, millis_since(self.origin, now));
+    }
+
+    /// [`add`](Self::add) at `ms` milliseconds since the origin.
+    #[inline]
+    pub(crate) fn add_at_ms(&self, event: E, n: u64, ms: u64) {
         if ms >= self.current_end_ms.load(Ordering::Acquire) {
             self.roll(ms / self.window.bucket_ms());
         }
@@ -177,7 +182,13 @@ impl<E: Event> RollingCounter<E> {
     /// Values above 2^24 - 1 are recorded as 2^24 - 1.
     #[inline]
     pub fn update_max(&self, value: u64, now: Instant) {
-        let bucket = self.bucket_of(now);
+        self.update_max_at_ms(value, millis_since(self.origin, now));
+    }
+
+    /// [`update_max`](Self::update_max) at `ms` milliseconds since the origin.
+    #[inline]
+    pub(crate) fn update_max_at_ms(&self, value: u64, ms: u64) {
+        let bucket = super::bucket_at(&self.current, self.window.bucket_ms(), ms);
         self.roll(bucket);
         let packed = (bucket << MAX_VALUE_BITS) | value.min(MAX_VALUE_MASK);
         let max = &self.slot(bucket)[1];

@@ -4,7 +4,12 @@ mod count;
 mod counter;
 mod percentile;
 
-use std::{error::Error, fmt, time::Duration};
+use std::{
+    error::Error,
+    fmt,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 pub use self::{
     count::CountWindow,
@@ -133,3 +138,15 @@ impl fmt::Display for InvalidWindow {
 }
 
 impl Error for InvalidWindow {}
+
+/// The bucket of `ms` (milliseconds since the origin), for a window whose newest started
+/// bucket is `current`: almost every event falls in that one, found with a multiplication
+/// rather than a division.
+#[inline]
+fn bucket_at(current: &AtomicU64, bucket_ms: u64, ms: u64) -> u64 {
+    let current = current.load(Ordering::Relaxed);
+    match ms.checked_sub(current.wrapping_mul(bucket_ms)) {
+        Some(into) if into < bucket_ms => current,
+        _ => ms / bucket_ms,
+    }
+}

@@ -157,7 +157,13 @@ impl RollingPercentile {
     /// Records one latency at `now`.
     #[inline]
     pub fn record(&self, latency: Duration, now: Instant) {
-        let bucket = millis_since(self.origin, now) / self.window.bucket_ms();
+        self.record_at_ms(latency, millis_since(self.origin, now));
+    }
+
+    /// [`record`](Self::record) at `ms` milliseconds since the origin.
+    #[inline]
+    pub(crate) fn record_at_ms(&self, latency: Duration, ms: u64) {
+        let bucket = super::bucket_at(&self.current, self.window.bucket_ms(), ms);
         self.roll(bucket);
         let s = self.slot_index(bucket);
         let meta = &self.meta[s * META..(s + 1) * META];
