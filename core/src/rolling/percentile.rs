@@ -4,7 +4,9 @@
 //!
 //! Recording is lock-free: each time bucket is a log-linear histogram of atomic counters in
 //! whole milliseconds (exact below 64 ms, within 1/32 above, up to about 70 minutes), plus the
-//! exact sum (in microseconds) and maximum. A bucket's slot is zeroed one bucket ahead of
+//! exact maximum (in microseconds). A sample costs one atomic add where every caller's samples
+//! meet (the maximum is written only when it grows); the count and the mean are read from the
+//! bins. A bucket's slot is zeroed one bucket ahead of
 //! use, by whoever starts the bucket before it, so no writer races a reset on the regular path.
 //!
 //! Percentiles are computed as Hystrix 1.5 computes them: over the *completed* buckets of the
@@ -37,8 +39,8 @@ const MAX_MS: u64 = (1 << 22) - 1;
 const LEVELS: u64 = 22 - SUB_BITS as u64; // powers of two above the exact range
 const LEN: usize = (SUB + LEVELS * HALF) as usize;
 
-/// Slot metadata: the bucket it holds, sum of µs, max µs (the count is the sum of the bins).
-const META: usize = 3;
+/// Slot metadata: the bucket it holds, max µs (the count and the sum are read from the bins).
+const META: usize = 2;
 /// Tag of a slot another thread is zeroing.
 const ZEROING: u64 = u64::MAX;
 /// Tag of a slot that is zero and holds no bucket yet.
@@ -78,7 +80,9 @@ pub struct LatencyCursor {
 pub struct LatencySnapshot {
     /// The number of latencies in the window.
     pub count: u64,
-    /// The mean, truncated to whole ms.
+    /// The mean of the latencies as recorded (whole milliseconds, within the histogram's
+    /// precision: see [`RollingPercentile::recorded_as`]), truncated to whole ms; this is
+    /// Hystrix's mean too, of whole-millisecond latencies in an HdrHistogram.
     pub mean: u64,
     /// The values at [`PERCENTILES`], in ms.
     pub percentiles: [u64; 9],
@@ -154,6 +158,21 @@ impl RollingPercentile {
         self.window
     }
 
+    /// The value, in whole milliseconds, that a latency of `ms` milliseconds is counted as:
+    /// itself below 64 ms, within 1/32 of it above, at most about 70 minutes. Percentiles and
+    /// the mean are of these values.
+    ///
+    /// ```
+    /// use hystrix_core::RollingPercentile;
+    ///
+    /// assert_eq!(RollingPercentile::recorded_as(63), 63);
+    /// let v = RollingPercentile::recorded_as(1_000);
+    /// assert!(v.abs_diff(1_000) <= 1_000 / 32);
+    /// ```
+    pub fn recorded_as(ms: u64) -> u64 {
+        value_of(index_of(ms))
+    }
+
     /// Records one latency at `now`.
     #[inline]
     pub fn record(&self, latency: Duration, now: Instant) {
@@ -171,11 +190,10 @@ impl RollingPercentile {
             return; // another thread is zeroing this slot after a quiet gap; drop one sample
         }
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        // The count is the sum of the bins, taken when read; the maximum is written only
-        // when it grows. Two writes per sample, where every caller's samples meet.
-        meta[1].fetch_add(us, Ordering::Relaxed);
-        if us > meta[2].load(Ordering::Relaxed) {
-            meta[2].fetch_max(us, Ordering::Relaxed);
+        // The count and the sum are read from the bins; the maximum is written only when it
+        // grows. One write per sample where every caller's samples meet.
+        if us > meta[1].load(Ordering::Relaxed) {
+            meta[1].fetch_max(us, Ordering::Relaxed);
         }
         self.counts[s * LEN + index_of(us / 1000)].fetch_add(1, Ordering::Relaxed);
     }
@@ -231,19 +249,19 @@ impl RollingPercentile {
             return LatencySnapshot::default();
         };
         hist.auto(true);
-        let (mut count, mut sum_us, mut max_us) = (0u64, 0u64, 0u64);
+        let (mut count, mut sum_ms, mut max_us) = (0u64, 0u64, 0u64);
         for bucket in first..now {
             let s = self.slot_index(bucket);
             let meta = &self.meta[s * META..(s + 1) * META];
             if meta[0].load(Ordering::Acquire) != bucket {
                 continue;
             }
-            sum_us = sum_us.saturating_add(meta[1].load(Ordering::Relaxed));
-            max_us = max_us.max(meta[2].load(Ordering::Relaxed));
+            max_us = max_us.max(meta[1].load(Ordering::Relaxed));
             for (i, c) in self.counts[s * LEN..(s + 1) * LEN].iter().enumerate() {
                 let c = c.load(Ordering::Relaxed);
                 if c > 0 {
                     count += u64::from(c);
+                    sum_ms = sum_ms.saturating_add(value_of(i).saturating_mul(u64::from(c)));
                     let _ = hist.record_n(value_of(i), u64::from(c));
                 }
             }
@@ -262,7 +280,7 @@ impl RollingPercentile {
         }
         LatencySnapshot {
             count,
-            mean: sum_us / count / 1000,
+            mean: sum_ms / count,
             percentiles,
         }
     }
