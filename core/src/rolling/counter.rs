@@ -6,7 +6,8 @@
 //! ring of buckets; the first recording in a new bucket takes a snapshot of all totals into that
 //! bucket's slot. The sum over the window is then `total - snapshot(oldest bucket in the window)`.
 //!
-//! This keeps the hot path to a relaxed load of the current bucket number and one `fetch_add`,
+//! This keeps the hot path to a relaxed load of the current bucket number and one `fetch_add`
+//! (on a cache line of the thread's own: the totals are striped per thread, see `striped.rs`),
 //! and never resets a counter that another thread might be adding to, so no increment is lost at
 //! a bucket boundary: an increment racing with the snapshot lands in one of the two buckets.
 //!
@@ -26,7 +27,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use super::RollingWindow;
+use super::{RollingWindow, striped::Totals};
 use crate::{
     clock::{Instant, millis_since},
     event::Event,
@@ -115,8 +116,8 @@ pub struct RollingCounter<E> {
     /// Milliseconds since `origin` at which the bucket after `current` starts: an event
     /// before it needs no roll, and no division to find its bucket.
     current_end_ms: AtomicU64,
-    /// Cumulative totals, one per event type.
-    totals: Box<[AtomicU64]>,
+    /// Cumulative totals, one per event type, striped per thread.
+    totals: Totals,
     /// `window.buckets + 1` slots of `[bucket, max, snapshot of E::COUNT totals]`.
     slots: Box<[AtomicU64]>,
     _e: PhantomData<fn(E)>,
@@ -134,7 +135,7 @@ impl<E: Event> RollingCounter<E> {
             window,
             current: AtomicU64::new(0),
             current_end_ms: AtomicU64::new(window.bucket_ms()),
-            totals: (0..E::COUNT).map(|_| AtomicU64::new(0)).collect(),
+            totals: Totals::new(E::COUNT),
             slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             _e: PhantomData,
         };
@@ -153,7 +154,9 @@ impl<E: Event> RollingCounter<E> {
     /// Bytes of memory one counter takes for `window` (the heap it allocates and itself).
     pub fn memory_bytes(window: RollingWindow) -> usize {
         let slots = (window.buckets() as usize + 1) * Self::SLOT_LEN;
-        std::mem::size_of::<Self>() + (E::COUNT + slots) * std::mem::size_of::<AtomicU64>()
+        std::mem::size_of::<Self>()
+            + Totals::heap_bytes(E::COUNT)
+            + slots * std::mem::size_of::<AtomicU64>()
     }
 
     /// Records one `event` at `now`.
@@ -174,7 +177,7 @@ impl<E: Event> RollingCounter<E> {
         if ms >= self.current_end_ms.load(Ordering::Acquire) {
             self.roll(ms / self.window.bucket_ms());
         }
-        self.totals[event.index()].fetch_add(n, Ordering::Relaxed);
+        self.totals.add(event.index(), n);
     }
 
     /// Raises the current bucket's maximum of the gauge to `value` if it is higher.
@@ -200,7 +203,7 @@ impl<E: Event> RollingCounter<E> {
 
     /// The count of `event` in the window that ends at `now`.
     pub fn sum(&self, event: E, now: Instant) -> u64 {
-        let total = self.totals[event.index()].load(Ordering::Acquire);
+        let total = self.totals.load(event.index());
         match self.window_start(self.bucket_of(now)) {
             Some(start) => total.saturating_sub(start.get(event)),
             None => 0,
@@ -213,10 +216,8 @@ impl<E: Event> RollingCounter<E> {
         let Some(start) = self.window_start(self.bucket_of(now)) else {
             return out;
         };
-        for (i, total) in self.totals.iter().enumerate() {
-            out.counts[i] = total
-                .load(Ordering::Acquire)
-                .saturating_sub(start.counts[i]);
+        for i in 0..E::COUNT {
+            out.counts[i] = self.totals.load(i).saturating_sub(start.counts[i]);
         }
         out
     }
@@ -241,7 +242,7 @@ impl<E: Event> RollingCounter<E> {
     /// The count of `event` since the counter was created (never decreases; resets do not
     /// touch it). This is what a Prometheus counter wants.
     pub fn cumulative(&self, event: E) -> u64 {
-        self.totals[event.index()].load(Ordering::Acquire)
+        self.totals.load(event.index())
     }
 
     /// Empties the window at `now`: later sums count only events recorded after this call.
@@ -298,8 +299,8 @@ impl<E: Event> RollingCounter<E> {
     fn snapshot_into(&self, bucket: u64) {
         let slot = self.slot(bucket);
         slot[0].store(INVALID, Ordering::Release);
-        for (dst, src) in slot[2..].iter().zip(self.totals.iter()) {
-            dst.store(src.load(Ordering::Acquire), Ordering::Relaxed);
+        for (i, dst) in slot[2..].iter().enumerate() {
+            dst.store(self.totals.load(i), Ordering::Relaxed);
         }
         slot[0].store(bucket, Ordering::Release);
     }

@@ -3,6 +3,7 @@
 mod count;
 mod counter;
 mod percentile;
+mod striped;
 
 use std::{
     error::Error,
