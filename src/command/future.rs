@@ -169,6 +169,10 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
     ) -> State<F, Res> {
         let outcome = self.handling().classifier.classify(result.as_ref());
         self.outcome(outcome.event(), end);
+        if outcome != Outcome::Failure {
+            // A failure's latencies are recorded once its fallback is over.
+            self.core().metrics.record_latencies_at(exec, total, end);
+        }
         match (outcome, result) {
             (Outcome::Failure, result) => {
                 let (response, error) = match result {
@@ -182,18 +186,13 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
                 )
             }
             (Outcome::Success, Ok(response)) => {
-                self.core().metrics.record_latencies_at(exec, total, end);
                 if let (Some(cache), Some(key)) = (&self.local.handling.cache, self.key.take()) {
                     cache.put(key, &response);
                 }
                 State::ready(Ok(response))
             }
-            (Outcome::BadRequest, Ok(response)) => {
-                self.core().metrics.record_latencies_at(exec, total, end);
-                State::ready(Ok(response))
-            }
+            (Outcome::BadRequest, Ok(response)) => State::ready(Ok(response)),
             (outcome, Err(e)) => {
-                self.core().metrics.record_latencies_at(exec, total, end);
                 self.core().metrics.mark_at(Ev::ExceptionThrown, end);
                 let key = self.command().key().clone();
                 State::ready(Err(if outcome == Outcome::BadRequest {
