@@ -136,10 +136,11 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         &self.local.handling
     }
 
-    /// Records the latencies of a call that ended at `end` (now when `None`).
-    fn record_latency(&self, exec: Option<Duration>, end: Option<Instant>) {
+    /// Records the latencies of a call that ends now, after its fallback (a call answered by
+    /// its dependency records them in `complete`, at the instant it already read).
+    fn record_latency(&self, exec: Option<Duration>) {
         let metrics = &self.core().metrics;
-        let end = end.unwrap_or_else(|| self.core().clock.now());
+        let end = self.core().clock.now();
         let total = end.saturating_duration_since(self.start);
         match exec {
             Some(exec) => metrics.record_latencies_at(exec, total, end),
@@ -253,7 +254,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
                 if let Some(cached) = cached {
                     if let Some((value, _stale)) = cached.await {
                         self.core().metrics.mark(Ev::FallbackSuccess);
-                        self.record_latency(exec, None);
+                        self.record_latency(exec);
                         return Ok(value);
                     }
                 }
@@ -272,7 +273,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
                 match result {
                     Ok(value) => {
                         self.core().metrics.mark(Ev::FallbackSuccess);
-                        self.record_latency(exec, None);
+                        self.record_latency(exec);
                         Ok(value)
                     }
                     Err(e) => {
@@ -299,7 +300,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
             FallbackError::Rejected => Ev::FallbackRejection,
             FallbackError::Failed(_) => Ev::FallbackFailure,
         });
-        self.record_latency(exec, None);
+        self.record_latency(exec);
         match response {
             Some(response) => Ok(response),
             None => {

@@ -76,7 +76,8 @@ fn stripes() -> usize {
     })
 }
 
-/// This thread's stripe number (any `usize`; masked by the totals).
+/// This thread's stripe number, below [`MAX_STRIPES`] (the totals mask it to their own
+/// number of stripes); `usize::MAX` in the cell means not given yet.
 #[inline]
 fn this_thread() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
