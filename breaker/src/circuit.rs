@@ -34,7 +34,7 @@ use std::{
 use arc_swap::ArcSwap;
 use hystrix_core::{
     Clock, CountWindow, HealthCache, HealthCounts, HystrixEventType as Ev, Instant, RollingCounter,
-    millis_since,
+    Stamp,
 };
 use tokio::sync::broadcast;
 
@@ -227,7 +227,7 @@ struct Shared {
     hot: Hot,
     name: Arc<str>,
     clock: Clock,
-    origin: Instant,
+    origin: Stamp,
     config: ArcSwap<BreakerConfig>,
     /// The operator's override: OVERRIDE_NONE or a MODE_FORCED_* value.
     operator: AtomicU8,
@@ -277,7 +277,9 @@ impl Circuit {
         clock: Clock,
     ) -> Result<Self, InvalidConfig> {
         config.validate()?;
-        let origin = clock.coarse_now();
+        // A precise read: the first one of the system clock calibrates it, here rather than
+        // on a request.
+        let origin = clock.stamp();
         let health = match config.window {
             HealthWindow::Time(window) => Health::Time {
                 counter: RollingCounter::new(window, origin),
@@ -342,14 +344,15 @@ impl Circuit {
     #[inline]
     pub fn try_admit(&self) -> Result<Admission, ShortCircuited> {
         let s = &*self.shared;
-        self.admit(|| s.clock.coarse_now(), || s.clock.now())
+        self.admit(|| s.coarse(), || s.clock.stamp())
     }
 
-    /// [`try_admit`](Self::try_admit) at `now`, an instant just read from this circuit's
-    /// clock: a caller that reads the precise clock anyway (to time the request) spares the
-    /// circuit its own reads.
+    /// [`try_admit`](Self::try_admit) at `now`, an instant or a [`Stamp`] just read from this
+    /// circuit's clock: a caller that reads the precise clock anyway (to time the request)
+    /// spares the circuit its own reads.
     #[inline]
-    pub fn try_admit_at(&self, now: Instant) -> Result<Admission, ShortCircuited> {
+    pub fn try_admit_at(&self, now: impl Into<Stamp>) -> Result<Admission, ShortCircuited> {
+        let now = now.into();
         self.admit(|| now, || now)
     }
 
@@ -357,8 +360,8 @@ impl Circuit {
     #[inline]
     fn admit(
         &self,
-        coarse: impl Fn() -> Instant,
-        precise: impl Fn() -> Instant,
+        coarse: impl Fn() -> Stamp,
+        precise: impl Fn() -> Stamp,
     ) -> Result<Admission, ShortCircuited> {
         let s = &*self.shared;
         match s.hot.mode.load(Ordering::Acquire) {
@@ -403,7 +406,7 @@ impl Circuit {
     }
 
     #[inline]
-    fn admission(&self, trial: Option<u64>, now: impl Fn() -> Instant) -> Admission {
+    fn admission(&self, trial: Option<u64>, now: impl Fn() -> Stamp) -> Admission {
         let slow = self.shared.hot.slow_call_nanos.load(Ordering::Relaxed);
         Admission {
             trial,
@@ -416,13 +419,14 @@ impl Circuit {
     #[inline]
     pub fn record(&self, admission: Admission, event: Ev) {
         let s = &*self.shared;
-        s.record(admission, event, || s.clock.coarse_now(), || s.clock.now());
+        s.record(admission, event, || s.coarse(), || s.clock.stamp());
     }
 
-    /// [`record`](Self::record) at `now`, an instant just read from this circuit's clock
-    /// (when the request ended).
+    /// [`record`](Self::record) at `now`, an instant or a stamp just read from this circuit's
+    /// clock (when the request ended).
     #[inline]
-    pub fn record_at(&self, admission: Admission, event: Ev, now: Instant) {
+    pub fn record_at(&self, admission: Admission, event: Ev, now: impl Into<Stamp>) {
+        let now = now.into();
         self.shared.record(admission, event, || now, || now);
     }
 
@@ -457,9 +461,7 @@ impl Circuit {
     pub fn health(&self) -> HealthCounts {
         let s = &*self.shared;
         match &s.health {
-            Health::Time { counter, .. } => {
-                HealthCounts::from_events(&counter.sums(s.clock.coarse_now()))
-            }
+            Health::Time { counter, .. } => HealthCounts::from_events(&counter.sums(s.coarse())),
             Health::Count(w) => w.health(),
         }
     }
@@ -468,9 +470,7 @@ impl Circuit {
     /// count window keeps no such count and reports 0).
     pub fn short_circuited(&self) -> u64 {
         match &self.shared.health {
-            Health::Time { counter, .. } => {
-                counter.sum(Ev::ShortCircuited, self.shared.clock.coarse_now())
-            }
+            Health::Time { counter, .. } => counter.sum(Ev::ShortCircuited, self.shared.coarse()),
             Health::Count(_) => 0,
         }
     }
@@ -524,7 +524,7 @@ impl Circuit {
         let guard = s.lock();
         s.operator.store(OVERRIDE_NONE, Ordering::Release);
         s.apply_config(&guard);
-        let now = s.clock.coarse_now();
+        let now = s.coarse();
         let word = s.hot.word.load(Ordering::Acquire);
         s.close(&guard, word, now, Reason::Reset);
     }
@@ -562,8 +562,14 @@ impl Shared {
     }
 
     #[inline]
-    fn millis(&self, now: Instant) -> u64 {
-        millis_since(self.origin, now)
+    fn millis(&self, now: Stamp) -> u64 {
+        now.millis_since(self.origin)
+    }
+
+    /// The coarse clock, as a stamp.
+    #[inline]
+    fn coarse(&self) -> Stamp {
+        Stamp::from_instant(self.clock.coarse_now())
     }
 
     /// Derives the mode and the hot-path copies of settings; called under the lock.
@@ -600,7 +606,7 @@ impl Shared {
     }
 
     #[cold]
-    fn short_circuit(&self, now: Instant, forced: bool) -> ShortCircuited {
+    fn short_circuit(&self, now: Stamp, forced: bool) -> ShortCircuited {
         if let Health::Time { counter, .. } = &self.health {
             counter.increment(Ev::ShortCircuited, now);
         }
@@ -609,7 +615,7 @@ impl Shared {
 
     /// OPEN → HALF_OPEN when `word` is still current; the winner's generation.
     #[cold]
-    fn half_open(&self, word: u64, now: Instant) -> Option<u64> {
+    fn half_open(&self, word: u64, now: Stamp) -> Option<u64> {
         let guard = self.lock();
         if self.hot.word.load(Ordering::Acquire) != word {
             return None;
@@ -630,7 +636,7 @@ impl Shared {
         Some(generation)
     }
 
-    fn on_outcome(&self, event: Ev, trial: Option<u64>, slow: bool, now: Instant) {
+    fn on_outcome(&self, event: Ev, trial: Option<u64>, slow: bool, now: Stamp) {
         let error = event.is_error() || (slow && event == Ev::Success);
         let success = event == Ev::Success && !error;
         match &self.health {
@@ -663,7 +669,7 @@ impl Shared {
         }
     }
 
-    fn maybe_trip(&self, in_a_row: u32, now: Instant) {
+    fn maybe_trip(&self, in_a_row: u32, now: Stamp) {
         if state_of(self.hot.word.load(Ordering::Acquire)) != CLOSED
             || self.hot.mode.load(Ordering::Acquire) == MODE_DISABLED
         {
@@ -690,7 +696,7 @@ impl Shared {
     }
 
     #[cold]
-    fn trip(&self, now: Instant, reason: Reason) {
+    fn trip(&self, now: Stamp, reason: Reason) {
         let guard = self.lock();
         let word = self.hot.word.load(Ordering::Acquire);
         if state_of(word) != CLOSED {
@@ -701,7 +707,7 @@ impl Shared {
     }
 
     /// Sets the open period's start and sleep window, then the state; under the lock.
-    fn open(&self, _guard: &MutexGuard<'_, ()>, word: u64, now: Instant) {
+    fn open(&self, _guard: &MutexGuard<'_, ()>, word: u64, now: Stamp) {
         let sleep = self
             .config
             .load()
@@ -717,7 +723,7 @@ impl Shared {
     }
 
     #[cold]
-    fn trial_succeeded(&self, generation: u64, now: Instant) {
+    fn trial_succeeded(&self, generation: u64, now: Stamp) {
         let guard = self.lock();
         let mut word = self.hot.word.load(Ordering::Acquire);
         loop {
@@ -743,7 +749,7 @@ impl Shared {
     }
 
     #[cold]
-    fn trial_failed(&self, generation: u64, now: Instant, reason: Reason) {
+    fn trial_failed(&self, generation: u64, now: Stamp, reason: Reason) {
         let guard = self.lock();
         let word = self.hot.word.load(Ordering::Acquire);
         if state_of(word) != HALF_OPEN || gen_of(word) != generation {
@@ -771,7 +777,7 @@ impl Shared {
     }
 
     /// Closes from any state and starts a fresh health window; under the lock.
-    fn close(&self, guard: &MutexGuard<'_, ()>, word: u64, now: Instant, reason: Reason) {
+    fn close(&self, guard: &MutexGuard<'_, ()>, word: u64, now: Stamp, reason: Reason) {
         match &self.health {
             Health::Time { counter, cache } => {
                 counter.reset(now);
@@ -798,7 +804,7 @@ impl Shared {
         from: State,
         to: State,
         reason: Reason,
-        at: Instant,
+        at: Stamp,
     ) {
         match reason {
             Reason::Tripped(health) => tracing::warn!(
@@ -817,7 +823,7 @@ impl Shared {
             from,
             to,
             reason,
-            at,
+            at: at.to_instant(),
         });
     }
 }
@@ -846,7 +852,7 @@ impl Permit {
     pub fn record(mut self, event: Ev) {
         if let Some(admission) = self.admission.take() {
             let s = &*self.shared;
-            s.record(admission, event, || s.clock.coarse_now(), || s.clock.now());
+            s.record(admission, event, || s.coarse(), || s.clock.stamp());
         }
     }
 }
@@ -876,7 +882,7 @@ pub struct Admission {
     /// The generation of the half-open period, for a trial.
     trial: Option<u64>,
     /// When the request started, if slow calls are watched.
-    started: Option<Instant>,
+    started: Option<Stamp>,
 }
 
 impl Admission {
@@ -892,8 +898,8 @@ impl Shared {
         &self,
         admission: Admission,
         event: Ev,
-        coarse: impl Fn() -> Instant,
-        precise: impl Fn() -> Instant,
+        coarse: impl Fn() -> Stamp,
+        precise: impl Fn() -> Stamp,
     ) {
         let slow = admission.started.is_some_and(|start| {
             let limit = self.hot.slow_call_nanos.load(Ordering::Relaxed);
@@ -905,8 +911,7 @@ impl Shared {
 
     fn cancel(&self, admission: Admission) {
         if let Some(generation) = admission.trial {
-            let now = self.clock.coarse_now();
-            self.trial_failed(generation, now, Reason::TrialCancelled);
+            self.trial_failed(generation, self.coarse(), Reason::TrialCancelled);
         }
     }
 }

@@ -6,11 +6,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{
-    HystrixEventType as Ev,
-    clock::{Instant, millis_since},
-    rolling::EventCounts,
-};
+use crate::{HystrixEventType as Ev, clock::Stamp, rolling::EventCounts};
 
 /// Requests and errors in a health window, and the error percentage derived from them.
 ///
@@ -77,7 +73,7 @@ impl fmt::Display for HealthCounts {
 /// Reading the cache is two atomic loads; the computation runs only when the cached value is
 /// older than the interval. Counts above 2^32 - 1 are kept as 2^32 - 1.
 pub struct HealthCache {
-    origin: Instant,
+    origin: Stamp,
     interval_ms: AtomicU64,
     /// Milliseconds since `origin` of the last computation, plus one; 0 for none.
     computed_at: AtomicU64,
@@ -87,7 +83,8 @@ pub struct HealthCache {
 
 impl HealthCache {
     /// A cache that keeps a computed value for `interval`, with time measured from `origin`.
-    pub fn new(interval: Duration, origin: Instant) -> Self {
+    pub fn new(interval: Duration, origin: impl Into<Stamp>) -> Self {
+        let origin = origin.into();
         Self {
             origin,
             interval_ms: AtomicU64::new(u64::try_from(interval.as_millis()).unwrap_or(u64::MAX)),
@@ -98,8 +95,12 @@ impl HealthCache {
 
     /// The cached counts, or `compute()`'s if they are older than the interval.
     #[inline]
-    pub fn get(&self, now: Instant, compute: impl FnOnce() -> HealthCounts) -> HealthCounts {
-        let now_ms = millis_since(self.origin, now);
+    pub fn get(
+        &self,
+        now: impl Into<Stamp>,
+        compute: impl FnOnce() -> HealthCounts,
+    ) -> HealthCounts {
+        let now_ms = now.into().millis_since(self.origin);
         let at = self.computed_at.load(Ordering::Acquire);
         let interval_ms = self.interval_ms.load(Ordering::Relaxed);
         if at != 0 && now_ms < (at - 1).saturating_add(interval_ms) {

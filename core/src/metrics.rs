@@ -17,9 +17,8 @@ use std::{
 };
 
 use crate::{
-    Clock, CommandKey, EventCounts, GroupKey, HealthCounts, HystrixEventType, Instant,
-    LatencyCursor, LatencySnapshot, RollingCounter, RollingPercentile, RollingWindow,
-    ThreadPoolKey, clock::millis_since,
+    Clock, CommandKey, EventCounts, GroupKey, HealthCounts, HystrixEventType, LatencyCursor,
+    LatencySnapshot, RollingCounter, RollingPercentile, RollingWindow, Stamp, ThreadPoolKey,
 };
 
 /// The windows a command's metrics keep (Hystrix's `metrics.rollingStats.*` and
@@ -70,8 +69,8 @@ struct Inner {
     group: GroupKey,
     pool: ThreadPoolKey,
     clock: Clock,
-    /// The origin of every window below, so that one subtraction places an instant in all.
-    origin: Instant,
+    /// The origin of every window below, so that one subtraction places a stamp in all.
+    origin: Stamp,
     config: MetricsConfig,
     counts: RollingCounter<HystrixEventType>,
     execute: RollingPercentile,
@@ -102,7 +101,9 @@ impl CommandMetrics {
         config: MetricsConfig,
         clock: Clock,
     ) -> Self {
-        let origin = clock.coarse_now();
+        // A precise read: the first one of the system clock calibrates it, here rather than
+        // on a request.
+        let origin = clock.stamp();
         Self {
             inner: Arc::new(Inner {
                 key: key.into(),
@@ -159,16 +160,16 @@ impl CommandMetrics {
             .add(event, n, self.inner.clock.coarse_now());
     }
 
-    /// [`mark`](Self::mark) at `now`, an instant just read from these metrics' clock: a
-    /// caller that has read the clock anyway spares the metrics a read of their own.
+    /// [`mark`](Self::mark) at `now`, an instant or a [`Stamp`] just read from these metrics'
+    /// clock: a caller that has read the clock anyway spares the metrics a read of their own.
     #[inline]
-    pub fn mark_at(&self, event: HystrixEventType, now: Instant) {
+    pub fn mark_at(&self, event: HystrixEventType, now: impl Into<Stamp>) {
         self.inner.counts.add_at_ms(event, 1, self.ms(now));
     }
 
     #[inline]
-    fn ms(&self, now: Instant) -> u64 {
-        millis_since(self.inner.origin, now)
+    fn ms(&self, now: impl Into<Stamp>) -> u64 {
+        now.into().millis_since(self.inner.origin)
     }
 
     /// Records a request's execution latency (the inner service alone) and total latency
@@ -178,10 +179,10 @@ impl CommandMetrics {
         self.record_latencies_at(execute, total, self.inner.clock.coarse_now());
     }
 
-    /// [`record_latencies`](Self::record_latencies) at `now`, an instant just read from these
-    /// metrics' clock (when the request ended).
+    /// [`record_latencies`](Self::record_latencies) at `now`, an instant or a stamp just read
+    /// from these metrics' clock (when the request ended).
     #[inline]
-    pub fn record_latencies_at(&self, execute: Duration, total: Duration, now: Instant) {
+    pub fn record_latencies_at(&self, execute: Duration, total: Duration, now: impl Into<Stamp>) {
         let ms = self.ms(now);
         self.inner.execute.record_at_ms(execute, ms);
         self.inner.total.record_at_ms(total, ms);
@@ -203,7 +204,7 @@ impl CommandMetrics {
         cursors: &mut LatencyCursors,
         mut visit: impl FnMut(LatencyKind, u64, u64),
     ) {
-        let now = self.inner.clock.coarse_now();
+        let now = Stamp::from(self.inner.clock.coarse_now());
         self.inner
             .execute
             .drain_completed(&mut cursors.execute, now, |ms, n| {
@@ -234,10 +235,10 @@ impl CommandMetrics {
         self.begin_execution_at(self.inner.clock.coarse_now());
     }
 
-    /// [`begin_execution`](Self::begin_execution) at `now`, an instant just read from these
-    /// metrics' clock.
+    /// [`begin_execution`](Self::begin_execution) at `now`, an instant or a stamp just read
+    /// from these metrics' clock.
     #[inline]
-    pub fn begin_execution_at(&self, now: Instant) {
+    pub fn begin_execution_at(&self, now: impl Into<Stamp>) {
         let running = self.inner.concurrent.fetch_add(1, Ordering::AcqRel) + 1;
         self.observe_concurrency_at(running, now);
     }
@@ -284,14 +285,14 @@ impl CommandMetrics {
     /// Raises the rolling maximum of concurrent executions to `running`, the count an
     /// admission left running at `now` (see [`count_running_with`](Self::count_running_with)).
     #[inline]
-    pub fn observe_concurrency_at(&self, running: u64, now: Instant) {
+    pub fn observe_concurrency_at(&self, running: u64, now: impl Into<Stamp>) {
         self.inner.counts.update_max_at_ms(running, self.ms(now));
     }
 
     /// Everything the stream needs of this command now.
     pub fn snapshot(&self) -> CommandSnapshot {
         let inner = &*self.inner;
-        let now = inner.clock.coarse_now();
+        let now = Stamp::from(inner.clock.coarse_now());
         let counts = inner.counts.sums(now);
         let mut cumulative = EventCounts::zero();
         for e in <HystrixEventType as crate::Event>::ALL {

@@ -11,7 +11,7 @@ use std::{
 
 use hystrix_breaker::{Admission, BoxError, Outcome};
 use hystrix_bulkhead::PoolTask;
-use hystrix_core::{HystrixEventType as Ev, Instant};
+use hystrix_core::{HystrixEventType as Ev, Stamp};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
@@ -67,7 +67,7 @@ pin_project! {
 /// shares. `Drop` gives back whatever a call still holds when it is dropped unfinished.
 pub(crate) struct Call<Res, K> {
     local: Arc<Local<Res, K>>,
-    start: Instant,
+    start: Stamp,
     key: Option<String>,
     pub(crate) view: Option<K>,
     pub(crate) timeout: Option<Duration>,
@@ -80,7 +80,7 @@ pub(crate) struct Call<Res, K> {
 }
 
 impl<Res, K> Call<Res, K> {
-    pub(crate) fn new(local: Arc<Local<Res, K>>, start: Instant, key: Option<String>) -> Self {
+    pub(crate) fn new(local: Arc<Local<Res, K>>, start: Stamp, key: Option<String>) -> Self {
         Self {
             local,
             start,
@@ -97,8 +97,8 @@ impl<Res, K> Call<Res, K> {
         self.local.core()
     }
 
-    /// When the caller called: the instant read in `call`.
-    pub(crate) fn start(&self) -> Instant {
+    /// When the caller called: the stamp read in `call`.
+    pub(crate) fn start(&self) -> Stamp {
         self.start
     }
 
@@ -140,7 +140,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
     /// its dependency records them in `complete`, at the instant it already read).
     fn record_latency(&self, exec: Option<Duration>) {
         let metrics = &self.core().metrics;
-        let end = self.core().clock.now();
+        let end = self.core().clock.stamp();
         let total = end.saturating_duration_since(self.start);
         match exec {
             Some(exec) => metrics.record_latencies_at(exec, total, end),
@@ -148,10 +148,10 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         }
     }
 
-    /// Records the circuit's outcome and the command's event, which happened at `now` (an
-    /// instant the call has read: the clock is read once per call at each end).
+    /// Records the circuit's outcome and the command's event, which happened at `now` (a
+    /// stamp the call has read: the clock is read once per call at each end).
     #[inline]
-    fn outcome(&mut self, event: Ev, now: Instant) {
+    fn outcome(&mut self, event: Ev, now: Stamp) {
         self.stop_running();
         let core = self.local.core();
         if let Some(admission) = self.admission.take() {
@@ -166,7 +166,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         result: Result<Res, BoxError>,
         exec: Duration,
         total: Duration,
-        end: Instant,
+        end: Stamp,
     ) -> State<F, Res> {
         let outcome = self.handling().classifier.classify(result.as_ref());
         self.outcome(outcome.event(), end);
@@ -207,7 +207,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
 
     /// The timeout fired first.
     fn timed_out<F>(mut self) -> State<F, Res> {
-        let now = self.core().clock.now();
+        let now = self.core().clock.stamp();
         self.outcome(Ev::Timeout, now);
         let exec = now.saturating_duration_since(self.start);
         self.fall_back_state(Failure::new(FailureKind::TimedOut, None), None, Some(exec))
@@ -370,7 +370,7 @@ where
                     };
                     match done {
                         Poll::Ready((result, exec)) => {
-                            let end = call.core().clock.now();
+                            let end = call.core().clock.stamp();
                             let total = end.saturating_duration_since(call.start);
                             // On the caller's task the execution is the whole call.
                             call.complete(result, exec.unwrap_or(total), total, end)
@@ -379,7 +379,8 @@ where
                             if let (None, Some(timeout)) =
                                 (sleep.as_ref().as_pin_ref(), call.timeout)
                             {
-                                let deadline = call.core().clock.deadline(call.start, timeout);
+                                let start = call.start.to_instant();
+                                let deadline = call.core().clock.deadline(start, timeout);
                                 sleep.set(Some(tokio::time::sleep_until(deadline)));
                             }
                             match sleep.as_pin_mut().map(|s| s.poll(cx)) {

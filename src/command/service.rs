@@ -112,9 +112,9 @@ where
                 let fut = self.inner.call(req);
                 let clock = core.clock.clone();
                 let spawned = pool.spawn(async move {
-                    let start = clock.now();
+                    let start = clock.stamp();
                     let result = fut.await.map_err(Into::into);
-                    (result, clock.now().saturating_duration_since(start))
+                    (result, clock.stamp().saturating_duration_since(start))
                 });
                 match spawned {
                     Ok(task) => {
@@ -158,7 +158,7 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let core = self.local.core();
-        let start = core.clock.now();
+        let start = core.clock.stamp();
         let key = match &self.requests.cache_key {
             Some(key) if core.cache_enabled.load(Ordering::Relaxed) => key(&req),
             _ => None,
@@ -177,7 +177,7 @@ where
                     let metrics = &command.core.metrics;
                     metrics.mark(Ev::ResponseFromCache);
                     metrics.record_total_latency(
-                        command.core.clock.now().saturating_duration_since(start),
+                        command.core.clock.stamp().saturating_duration_since(start),
                     );
                     result
                 }))

@@ -28,10 +28,7 @@ use std::{
 };
 
 use super::{RollingWindow, striped::Totals};
-use crate::{
-    clock::{Instant, millis_since},
-    event::Event,
-};
+use crate::{clock::Stamp, event::Event};
 
 /// Marks a slot whose snapshot is being written or was never written.
 const INVALID: u64 = u64::MAX;
@@ -109,7 +106,7 @@ impl<E: Event> fmt::Debug for EventCounts<E> {
 /// assert_eq!(counter.cumulative(HystrixEventType::Success), 2);
 /// ```
 pub struct RollingCounter<E> {
-    origin: Instant,
+    origin: Stamp,
     window: RollingWindow,
     /// The newest bucket that has a snapshot.
     current: AtomicU64,
@@ -127,7 +124,8 @@ impl<E: Event> RollingCounter<E> {
     const SLOT_LEN: usize = 2 + E::COUNT;
 
     /// A counter over `window`, with time measured from `origin`.
-    pub fn new(window: RollingWindow, origin: Instant) -> Self {
+    pub fn new(window: RollingWindow, origin: impl Into<Stamp>) -> Self {
+        let origin = origin.into();
         assert!(E::COUNT <= MAX_EVENTS, "event sets hold at most 24 types");
         let slots = (window.buckets() as usize + 1) * Self::SLOT_LEN;
         let counter = Self {
@@ -161,14 +159,14 @@ impl<E: Event> RollingCounter<E> {
 
     /// Records one `event` at `now`.
     #[inline]
-    pub fn increment(&self, event: E, now: Instant) {
+    pub fn increment(&self, event: E, now: impl Into<Stamp>) {
         self.add(event, 1, now);
     }
 
     /// Records `n` events at `now`.
     #[inline]
-    pub fn add(&self, event: E, n: u64, now: Instant) {
-        self.add_at_ms(event, n, millis_since(self.origin, now));
+    pub fn add(&self, event: E, n: u64, now: impl Into<Stamp>) {
+        self.add_at_ms(event, n, now.into().millis_since(self.origin));
     }
 
     /// [`add`](Self::add) at `ms` milliseconds since the origin.
@@ -184,8 +182,8 @@ impl<E: Event> RollingCounter<E> {
     ///
     /// Values above 2^24 - 1 are recorded as 2^24 - 1.
     #[inline]
-    pub fn update_max(&self, value: u64, now: Instant) {
-        self.update_max_at_ms(value, millis_since(self.origin, now));
+    pub fn update_max(&self, value: u64, now: impl Into<Stamp>) {
+        self.update_max_at_ms(value, now.into().millis_since(self.origin));
     }
 
     /// [`update_max`](Self::update_max) at `ms` milliseconds since the origin.
@@ -202,7 +200,7 @@ impl<E: Event> RollingCounter<E> {
     }
 
     /// The count of `event` in the window that ends at `now`.
-    pub fn sum(&self, event: E, now: Instant) -> u64 {
+    pub fn sum(&self, event: E, now: impl Into<Stamp>) -> u64 {
         let total = self.totals.load(event.index());
         match self.window_start(self.bucket_of(now)) {
             Some(start) => total.saturating_sub(start.get(event)),
@@ -211,7 +209,7 @@ impl<E: Event> RollingCounter<E> {
     }
 
     /// The counts of every event type in the window that ends at `now`.
-    pub fn sums(&self, now: Instant) -> EventCounts<E> {
+    pub fn sums(&self, now: impl Into<Stamp>) -> EventCounts<E> {
         let mut out = EventCounts::zero();
         let Some(start) = self.window_start(self.bucket_of(now)) else {
             return out;
@@ -223,7 +221,7 @@ impl<E: Event> RollingCounter<E> {
     }
 
     /// The highest gauge value recorded in the window that ends at `now`.
-    pub fn max(&self, now: Instant) -> u64 {
+    pub fn max(&self, now: impl Into<Stamp>) -> u64 {
         let now = self.bucket_of(now);
         let oldest = now.saturating_sub(u64::from(self.window.buckets()) - 1);
         (oldest..=now)
@@ -249,7 +247,7 @@ impl<E: Event> RollingCounter<E> {
     ///
     /// Cumulative totals are kept. Hystrix resets a circuit's health window this way when a
     /// trial closes the circuit.
-    pub fn reset(&self, now: Instant) {
+    pub fn reset(&self, now: impl Into<Stamp>) {
         let bucket = self.bucket_of(now);
         for i in 0..=self.window.buckets() as usize {
             let slot = &self.slots[i * Self::SLOT_LEN..(i + 1) * Self::SLOT_LEN];
@@ -263,8 +261,8 @@ impl<E: Event> RollingCounter<E> {
     }
 
     #[inline]
-    fn bucket_of(&self, now: Instant) -> u64 {
-        millis_since(self.origin, now) / self.window.bucket_ms()
+    fn bucket_of(&self, now: impl Into<Stamp>) -> u64 {
+        now.into().millis_since(self.origin) / self.window.bucket_ms()
     }
 
     #[inline]

@@ -26,7 +26,7 @@ use std::{
 use hdrhistogram::Histogram;
 
 use super::RollingWindow;
-use crate::clock::{Instant, millis_since};
+use crate::clock::Stamp;
 
 /// The percentiles Hystrix streams (`"0"` … `"100"`, spec §2.1), in order.
 pub const PERCENTILES: [f64; 9] = [0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 100.0];
@@ -119,7 +119,7 @@ impl LatencySnapshot {
 /// assert_eq!(s.at(100.0), Some(100));
 /// ```
 pub struct RollingPercentile {
-    origin: Instant,
+    origin: Stamp,
     window: RollingWindow,
     current: AtomicU64,
     meta: Box<[AtomicU64]>,
@@ -135,7 +135,8 @@ impl RollingPercentile {
     }
 
     /// Percentiles over `window`, with time measured from `origin`.
-    pub fn new(window: RollingWindow, origin: Instant) -> Self {
+    pub fn new(window: RollingWindow, origin: impl Into<Stamp>) -> Self {
+        let origin = origin.into();
         // Completed buckets in the window, the current one, and the next one being prepared.
         let slots = window.buckets() as usize + 2;
         let this = Self {
@@ -175,8 +176,8 @@ impl RollingPercentile {
 
     /// Records one latency at `now`.
     #[inline]
-    pub fn record(&self, latency: Duration, now: Instant) {
-        self.record_at_ms(latency, millis_since(self.origin, now));
+    pub fn record(&self, latency: Duration, now: impl Into<Stamp>) {
+        self.record_at_ms(latency, now.into().millis_since(self.origin));
     }
 
     /// [`record`](Self::record) at `ms` milliseconds since the origin.
@@ -199,8 +200,8 @@ impl RollingPercentile {
     }
 
     /// Mean and percentiles over the completed buckets of the window that ends at `now`.
-    pub fn snapshot(&self, now: Instant) -> LatencySnapshot {
-        let bucket = millis_since(self.origin, now) / self.window.bucket_ms();
+    pub fn snapshot(&self, now: impl Into<Stamp>) -> LatencySnapshot {
+        let bucket = now.into().millis_since(self.origin) / self.window.bucket_ms();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((b, snap)) = *cache {
             if b == bucket {
@@ -221,10 +222,10 @@ impl RollingPercentile {
     pub fn drain_completed(
         &self,
         cursor: &mut LatencyCursor,
-        now: Instant,
+        now: impl Into<Stamp>,
         mut visit: impl FnMut(u64, u64),
     ) {
-        let now = millis_since(self.origin, now) / self.window.bucket_ms();
+        let now = now.into().millis_since(self.origin) / self.window.bucket_ms();
         let first = now
             .saturating_sub(u64::from(self.window.buckets()))
             .max(cursor.next);
