@@ -98,6 +98,31 @@ async fn success_records_success_latency_and_concurrency() {
     assert_eq!(s.latency_total.mean, 40);
 }
 
+/// A finished call's future answers a later poll with an error: it never polls the inner
+/// future again (an `async` block panics when resumed after completion), nor records twice.
+#[tokio::test(start_paused = true)]
+async fn a_finished_future_polled_again_is_an_error_not_a_panic() {
+    let layer = Command::builder("Again")
+        .registry(&Registry::new())
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(echo());
+    let mut fut = std::pin::pin!(svc.ready().await.unwrap().call(7));
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    assert_eq!(
+        fut.as_mut().poll(&mut cx).map(Result::unwrap),
+        std::task::Poll::Ready("v7".into())
+    );
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(Err(e)) => {
+            assert!(e.to_string().contains("polled after completion"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_events(&layer, &[(Ev::Success, 1)]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn failure_runs_the_fallback() {
     let layer = Command::builder("Fails")

@@ -66,9 +66,9 @@ pin_project! {
 /// shared state: a guard's reference count is one more write to a cache line every caller
 /// shares. `Drop` gives back whatever a call still holds when it is dropped unfinished.
 pub(crate) struct Call<Res, K> {
-    local: Arc<Local<Res, K>>,
-    start: Stamp,
-    key: Option<String>,
+    pub(crate) local: Arc<Local<Res, K>>,
+    pub(crate) start: Stamp,
+    pub(crate) key: Option<String>,
     pub(crate) view: Option<K>,
     pub(crate) timeout: Option<Duration>,
     /// The circuit's admission, until the outcome is recorded.
@@ -79,14 +79,33 @@ pub(crate) struct Call<Res, K> {
     pub(crate) executing: bool,
 }
 
+/// What is left to do when an execution ends.
+enum Finish<Res> {
+    /// Nothing: the call is over, with this result.
+    Done(Result<Res, CommandError>),
+    /// The execution failed after running for `exec`: the call falls back.
+    FallBack {
+        failure: Failure,
+        response: Option<Res>,
+        exec: Duration,
+    },
+}
+
 impl<Res, K> Call<Res, K> {
-    pub(crate) fn new(local: Arc<Local<Res, K>>, start: Stamp, key: Option<String>) -> Self {
+    /// A call that holds nothing yet.
+    pub(crate) fn new(
+        local: Arc<Local<Res, K>>,
+        start: Stamp,
+        key: Option<String>,
+        view: Option<K>,
+        timeout: Option<Duration>,
+    ) -> Self {
         Self {
             local,
             start,
             key,
-            view: None,
-            timeout: None,
+            view,
+            timeout,
             admission: None,
             semaphore: false,
             executing: false,
@@ -95,11 +114,6 @@ impl<Res, K> Call<Res, K> {
 
     fn core(&self) -> &CommandCore {
         self.local.core()
-    }
-
-    /// When the caller called: the stamp read in `call`.
-    pub(crate) fn start(&self) -> Stamp {
-        self.start
     }
 
     /// The execution is over: gives back the semaphore's permit and the execution count.
@@ -160,49 +174,48 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         core.metrics.mark_at(event, now);
     }
 
-    /// The inner service answered at `end`, after running for `exec`, `total` after the call.
-    fn complete<F>(
-        mut self,
+    /// The inner service answered at `end`, after running for `exec`, `total` after the call:
+    /// records the outcome, in place (the call moves only if it falls back).
+    fn finish(
+        &mut self,
         result: Result<Res, BoxError>,
         exec: Duration,
         total: Duration,
         end: Stamp,
-    ) -> State<F, Res> {
+    ) -> Finish<Res> {
         let outcome = self.handling().classifier.classify(result.as_ref());
         self.outcome(outcome.event(), end);
-        if outcome != Outcome::Failure {
+        if outcome == Outcome::Failure {
             // A failure's latencies are recorded once its fallback is over.
-            self.core().metrics.record_latencies_at(exec, total, end);
+            let (response, error) = match result {
+                Ok(response) => (Some(response), None),
+                Err(e) => (None, Some(Arc::from(e))),
+            };
+            return Finish::FallBack {
+                failure: Failure::new(FailureKind::Failed, error),
+                response,
+                exec,
+            };
         }
-        match (outcome, result) {
-            (Outcome::Failure, result) => {
-                let (response, error) = match result {
-                    Ok(response) => (Some(response), None),
-                    Err(e) => (None, Some(Arc::from(e))),
-                };
-                self.fall_back_state(
-                    Failure::new(FailureKind::Failed, error),
-                    response,
-                    Some(exec),
-                )
-            }
+        self.core().metrics.record_latencies_at(exec, total, end);
+        Finish::Done(match (outcome, result) {
             (Outcome::Success, Ok(response)) => {
                 if let (Some(cache), Some(key)) = (&self.local.handling.cache, self.key.take()) {
                     cache.put(key, &response);
                 }
-                State::ready(Ok(response))
+                Ok(response)
             }
-            (Outcome::BadRequest, Ok(response)) => State::ready(Ok(response)),
+            (_, Ok(response)) => Ok(response),
             (outcome, Err(e)) => {
                 self.core().metrics.mark_at(Ev::ExceptionThrown, end);
                 let key = self.command().key().clone();
-                State::ready(Err(if outcome == Outcome::BadRequest {
+                Err(if outcome == Outcome::BadRequest {
                     CommandError::bad_request(key, Arc::from(e))
                 } else {
                     CommandError::inner_error(key, Arc::from(e))
-                }))
+                })
             }
-        }
+        })
     }
 
     /// The timeout fired first.
@@ -327,6 +340,7 @@ impl<F, Res> State<F, Res> {
 impl<F, Res, K> ResponseFuture<F, Res, K> {
     /// The timer is armed only if the execution does not finish on its first poll: most
     /// calls of a healthy dependency never pay for one.
+    #[inline]
     pub(crate) fn running(exec: Exec<F, Res>, call: Call<Res, K>) -> Self {
         Self {
             state: State::Running { exec, sleep: None },
@@ -356,6 +370,11 @@ where
         loop {
             let next = match this.state.as_mut().project() {
                 StateProj::Running { exec, mut sleep } => {
+                    // The call is taken out only when it falls back: a call that succeeds is
+                    // finished where it lies, and the future is over once it is gone.
+                    let Some(call) = this.call.as_mut() else {
+                        return Poll::Ready(Err(CommandError::polled_after_completion()));
+                    };
                     let done = match exec.project() {
                         ExecProj::Direct { fut } => {
                             fut.poll(cx).map(|r| (r.map_err(Into::into), None))
@@ -365,15 +384,29 @@ where
                             Err(closed) => (Err(closed.into()), None),
                         }),
                     };
-                    let Some(call) = this.call.take() else {
-                        return Poll::Ready(Err(CommandError::polled_after_completion()));
-                    };
                     match done {
                         Poll::Ready((result, exec)) => {
                             let end = call.core().clock.stamp();
                             let total = end.saturating_duration_since(call.start);
                             // On the caller's task the execution is the whole call.
-                            call.complete(result, exec.unwrap_or(total), total, end)
+                            match call.finish(result, exec.unwrap_or(total), total, end) {
+                                Finish::Done(result) => {
+                                    *this.call = None;
+                                    return Poll::Ready(result);
+                                }
+                                Finish::FallBack {
+                                    failure,
+                                    response,
+                                    exec,
+                                } => match this.call.take() {
+                                    Some(call) => {
+                                        call.fall_back_state(failure, response, Some(exec))
+                                    }
+                                    None => {
+                                        State::ready(Err(CommandError::polled_after_completion()))
+                                    }
+                                },
+                            }
                         }
                         Poll::Pending => {
                             if let (None, Some(timeout)) =
@@ -383,12 +416,13 @@ where
                                 let deadline = call.core().clock.deadline(start, timeout);
                                 sleep.set(Some(tokio::time::sleep_until(deadline)));
                             }
-                            match sleep.as_pin_mut().map(|s| s.poll(cx)) {
-                                Some(Poll::Ready(())) => call.timed_out(),
-                                _ => {
-                                    *this.call = Some(call);
-                                    return Poll::Pending;
-                                }
+                            let Some(Poll::Ready(())) = sleep.as_pin_mut().map(|s| s.poll(cx))
+                            else {
+                                return Poll::Pending;
+                            };
+                            match this.call.take() {
+                                Some(call) => call.timed_out(),
+                                None => State::ready(Err(CommandError::polled_after_completion())),
                             }
                         }
                     }

@@ -7,7 +7,7 @@ use std::{
 };
 
 use hystrix_breaker::BoxError;
-use hystrix_core::HystrixEventType as Ev;
+use hystrix_core::{HystrixEventType as Ev, Stamp};
 use tower_service::Service;
 
 use super::{
@@ -70,16 +70,23 @@ where
     Res: Send + 'static,
     K: Send + 'static,
 {
-    fn execute(&mut self, req: Req, call: Call<Res, K>) -> ResponseFuture<S::Future, Res, K> {
-        let mut call = call;
+    /// The breaker, the bulkhead, then the inner service. The call is built where the future
+    /// keeps it, rather than moved there.
+    fn execute(
+        &mut self,
+        req: Req,
+        start: Stamp,
+        key: Option<String>,
+    ) -> ResponseFuture<S::Future, Res, K> {
         let core = self.local.core();
-        if self.local.handling.fallback.is_some() {
-            call.view = Some((self.requests.view)(&req));
-        }
-        let admission = match core.circuit.try_admit_at(call.start()) {
+        let view = match self.local.handling.fallback {
+            Some(_) => Some((self.requests.view)(&req)),
+            None => None,
+        };
+        let admission = match core.circuit.try_admit_at(start) {
             Ok(admission) => admission,
             Err(e) => {
-                return call.rejected(
+                return Call::new(self.local.clone(), start, key, view, None).rejected(
                     None,
                     Ev::ShortCircuited,
                     FailureKind::ShortCircuited,
@@ -87,20 +94,18 @@ where
                 );
             }
         };
-        call.timeout = core.timeout();
-        let exec = match &core.pool {
+        let timeout = core.timeout();
+        let (exec, semaphore) = match &core.pool {
             None => match core.semaphore.try_take() {
                 Ok(running) => {
                     // The semaphore is the count of running executions (see the registry).
                     core.metrics
-                        .observe_concurrency_at(u64::from(running), call.start());
-                    call.semaphore = true;
-                    Exec::Direct {
-                        fut: self.inner.call(req),
-                    }
+                        .observe_concurrency_at(u64::from(running), start);
+                    let fut = self.inner.call(req);
+                    (Exec::Direct { fut }, true)
                 }
                 Err(e) => {
-                    return call.rejected(
+                    return Call::new(self.local.clone(), start, key, view, timeout).rejected(
                         Some(admission),
                         Ev::SemaphoreRejected,
                         FailureKind::SemaphoreRejected,
@@ -118,12 +123,11 @@ where
                 });
                 match spawned {
                     Ok(task) => {
-                        core.metrics.begin_execution_at(call.start());
-                        call.executing = true;
-                        Exec::Pool { task }
+                        core.metrics.begin_execution_at(start);
+                        (Exec::Pool { task }, false)
                     }
                     Err(e) => {
-                        return call.rejected(
+                        return Call::new(self.local.clone(), start, key, view, timeout).rejected(
                             Some(admission),
                             Ev::ThreadPoolRejected,
                             FailureKind::ThreadPoolRejected,
@@ -133,8 +137,20 @@ where
                 }
             }
         };
-        call.admission = Some(admission);
-        ResponseFuture::running(exec, call)
+        ResponseFuture::running(
+            exec,
+            Call {
+                local: self.local.clone(),
+                start,
+                key,
+                view,
+                timeout,
+                admission: Some(admission),
+                semaphore,
+                // On a pool, the metrics count the execution.
+                executing: !semaphore,
+            },
+        )
     }
 }
 
@@ -167,9 +183,8 @@ where
             (Some(coalescer), Some(key)) => Some(coalescer.join(key)),
             _ => None,
         };
-        let call = Call::new(self.local.clone(), start, key);
         match coalesce {
-            None => self.execute(req, call),
+            None => self.execute(req, start, key),
             Some(Joined::Follower(result)) => {
                 let command = self.local.command.clone();
                 ResponseFuture::boxed(Box::pin(async move {
@@ -183,7 +198,7 @@ where
                 }))
             }
             Some(Joined::Leader(lead)) => {
-                let execution = self.execute(req, call);
+                let execution = self.execute(req, start, key);
                 let command = self.local.command.clone();
                 let task = tokio::spawn(async move {
                     let result = execution.await;
