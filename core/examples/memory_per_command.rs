@@ -59,14 +59,11 @@ fn main() {
     let health = std::mem::size_of::<HealthCache>();
     println!("computed per command (the windows; keys and handles come on top):");
     println!("  rolling counter (19 events, 10 s / 10 buckets): {counter:>7} bytes");
-    println!(
-        "  latency percentiles x2 (60 s / 6 buckets):      {:>7} bytes",
-        2 * percentile
-    );
+    println!("  latency, execution and total (60 s / 6 b.):    {percentile:>7} bytes");
     println!("  health cache:                                   {health:>7} bytes");
     println!(
         "  total:                                          {:>7} bytes",
-        counter + 2 * percentile + health
+        counter + percentile + health
     );
     match (before, after) {
         (Some(b), Some(a)) => println!(

@@ -19,6 +19,7 @@ use std::{
 use crate::{
     Clock, CommandKey, EventCounts, GroupKey, HealthCounts, HystrixEventType, LatencyCursor,
     LatencySnapshot, RollingCounter, RollingPercentile, RollingWindow, Stamp, ThreadPoolKey,
+    rolling::Lane,
 };
 
 /// The windows a command's metrics keep (Hystrix's `metrics.rollingStats.*` and
@@ -73,8 +74,9 @@ struct Inner {
     origin: Stamp,
     config: MetricsConfig,
     counts: RollingCounter<HystrixEventType>,
-    execute: RollingPercentile,
-    total: RollingPercentile,
+    /// Execution latency in the first series, total latency in the second: a call's two
+    /// latencies usually fall in the same bin, and then cost one write.
+    latency: RollingPercentile,
     concurrent: AtomicU64,
     /// Reads the count of running executions when another part counts them (see
     /// [`CommandMetrics::count_running_with`]); `concurrent` is not used then.
@@ -110,8 +112,7 @@ impl CommandMetrics {
                 group: group.into(),
                 pool: pool.into(),
                 counts: RollingCounter::new(config.rolling_stats, origin),
-                execute: RollingPercentile::new(config.rolling_percentile, origin),
-                total: RollingPercentile::new(config.rolling_percentile, origin),
+                latency: RollingPercentile::new(config.rolling_percentile, origin),
                 concurrent: AtomicU64::new(0),
                 running: OnceLock::new(),
                 origin,
@@ -184,17 +185,15 @@ impl CommandMetrics {
     #[inline]
     pub fn record_latencies_at(&self, execute: Duration, total: Duration, now: impl Into<Stamp>) {
         let ms = self.ms(now);
-        self.inner.execute.record_at_ms(execute, ms);
-        self.inner.total.record_at_ms(total, ms);
+        self.inner.latency.record_pair_at_ms(execute, total, ms);
     }
 
     /// Records a total latency for a request that never executed (rejected, short-circuited,
     /// served from a fallback or the cache).
     #[inline]
     pub fn record_total_latency(&self, total: Duration) {
-        self.inner
-            .total
-            .record(total, self.inner.clock.coarse_now());
+        let ms = self.ms(self.inner.clock.coarse_now());
+        self.inner.latency.record_at_ms(Lane::Second, total, ms);
     }
 
     /// Visits the execution and total latencies of the buckets completed since `cursors`, as
@@ -205,16 +204,13 @@ impl CommandMetrics {
         mut visit: impl FnMut(LatencyKind, u64, u64),
     ) {
         let now = Stamp::from(self.inner.clock.coarse_now());
-        self.inner
-            .execute
-            .drain_completed(&mut cursors.execute, now, |ms, n| {
-                visit(LatencyKind::Execute, ms, n)
-            });
-        self.inner
-            .total
-            .drain_completed(&mut cursors.total, now, |ms, n| {
-                visit(LatencyKind::Total, ms, n)
-            });
+        let latency = &self.inner.latency;
+        latency.drain_completed_of(Lane::First, &mut cursors.execute, now, |ms, n| {
+            visit(LatencyKind::Execute, ms, n)
+        });
+        latency.drain_completed_of(Lane::Second, &mut cursors.total, now, |ms, n| {
+            visit(LatencyKind::Total, ms, n)
+        });
     }
 
     /// Counts one execution as running until the guard is dropped, and raises the rolling
@@ -307,8 +303,8 @@ impl CommandMetrics {
             health: HealthCounts::from_events(&counts),
             current_concurrent: self.current_concurrent(),
             rolling_max_concurrent: inner.counts.max(now),
-            latency_execute: inner.execute.snapshot(now),
-            latency_total: inner.total.snapshot(now),
+            latency_execute: inner.latency.snapshot_of(Lane::First, now),
+            latency_total: inner.latency.snapshot_of(Lane::Second, now),
             rolling_stats_window: inner.config.rolling_stats,
         }
     }

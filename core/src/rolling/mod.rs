@@ -12,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+pub(crate) use self::percentile::Lane;
 pub use self::{
     count::CountWindow,
     counter::{EventCounts, RollingCounter},

@@ -9,6 +9,11 @@
 //! bins. A bucket's slot is zeroed one bucket ahead of
 //! use, by whoever starts the bucket before it, so no writer races a reset on the regular path.
 //!
+//! Each bin holds two counts side by side, the low and high halves of one 64-bit word: two
+//! series of latencies over the same window (a command's execution and total latency), so that
+//! a pair of samples that fall in the same bin, as a call's two latencies almost always do, costs
+//! one atomic add for both. The public methods read and write the first series.
+//!
 //! Percentiles are computed as Hystrix 1.5 computes them: over the *completed* buckets of the
 //! window (the bucket still filling is not read), once per bucket, by merging the buckets into an
 //! [`hdrhistogram::Histogram`] and reading its quantiles. Between two bucket boundaries a
@@ -18,7 +23,7 @@ use std::{
     fmt,
     sync::{
         Mutex,
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -39,8 +44,49 @@ const MAX_MS: u64 = (1 << 22) - 1;
 const LEVELS: u64 = 22 - SUB_BITS as u64; // powers of two above the exact range
 const LEN: usize = (SUB + LEVELS * HALF) as usize;
 
-/// Slot metadata: the bucket it holds, max µs (the count and the sum are read from the bins).
-const META: usize = 2;
+/// Slot metadata: the bucket it holds, then each series' max µs (the count and the sum are
+/// read from the bins).
+const META: usize = 3;
+/// What one sample of each series adds to a bin.
+const ONE_EACH: u64 = 1 | 1 << 32;
+
+/// One of the two series a [`RollingPercentile`] keeps in each bin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// The low half of a bin; what the public methods read and write.
+    First = 0,
+    /// The high half.
+    Second = 1,
+}
+
+impl Lane {
+    /// What one sample adds to a bin.
+    #[inline]
+    fn one(self) -> u64 {
+        1 << (32 * self as u32)
+    }
+
+    /// This series' count in a bin.
+    #[inline]
+    fn count(self, bin: u64) -> u64 {
+        (bin >> (32 * self as u32)) & u64::from(u32::MAX)
+    }
+
+    /// Where this series' maximum is in a slot's metadata.
+    #[inline]
+    fn max_at(self) -> usize {
+        1 + self as usize
+    }
+}
+
+/// Whole microseconds, saturating, without `as_micros`' 128-bit arithmetic.
+#[inline]
+fn micros(latency: Duration) -> u64 {
+    latency
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(latency.subsec_micros()))
+}
 /// Tag of a slot another thread is zeroing.
 const ZEROING: u64 = u64::MAX;
 /// Tag of a slot that is zero and holds no bucket yet.
@@ -123,15 +169,17 @@ pub struct RollingPercentile {
     window: RollingWindow,
     current: AtomicU64,
     meta: Box<[AtomicU64]>,
-    counts: Box<[AtomicU32]>,
-    cache: Mutex<Option<(u64, LatencySnapshot)>>,
+    /// `LEN` bins per slot, each two counts (see [`Lane`]).
+    counts: Box<[AtomicU64]>,
+    /// Each series' last snapshot, with the bucket it was computed at.
+    cache: Mutex<[Option<(u64, LatencySnapshot)>; 2]>,
 }
 
 impl RollingPercentile {
     /// Bytes of memory one instance takes for `window` (the heap it allocates and itself).
     pub fn memory_bytes(window: RollingWindow) -> usize {
         let slots = window.buckets() as usize + 2;
-        std::mem::size_of::<Self>() + slots * (META * 8 + LEN * 4)
+        std::mem::size_of::<Self>() + slots * (META * 8 + LEN * 8)
     }
 
     /// Percentiles over `window`, with time measured from `origin`.
@@ -144,8 +192,8 @@ impl RollingPercentile {
             window,
             current: AtomicU64::new(0),
             meta: (0..slots * META).map(|_| AtomicU64::new(0)).collect(),
-            counts: (0..slots * LEN).map(|_| AtomicU32::new(0)).collect(),
-            cache: Mutex::new(None),
+            counts: (0..slots * LEN).map(|_| AtomicU64::new(0)).collect(),
+            cache: Mutex::new([None; 2]),
         };
         // Slot 0 holds bucket 0; the others are zero and unassigned.
         for s in 1..slots {
@@ -177,39 +225,79 @@ impl RollingPercentile {
     /// Records one latency at `now`.
     #[inline]
     pub fn record(&self, latency: Duration, now: impl Into<Stamp>) {
-        self.record_at_ms(latency, now.into().millis_since(self.origin));
+        self.record_at_ms(Lane::First, latency, now.into().millis_since(self.origin));
     }
 
-    /// [`record`](Self::record) at `ms` milliseconds since the origin.
+    /// One latency of `lane`, at `ms` milliseconds since the origin.
     #[inline]
-    pub(crate) fn record_at_ms(&self, latency: Duration, ms: u64) {
+    pub(crate) fn record_at_ms(&self, lane: Lane, latency: Duration, ms: u64) {
+        let Some(s) = self.slot_for(ms) else {
+            return;
+        };
+        let us = micros(latency);
+        self.raise_max(s, lane, us);
+        self.counts[s * LEN + index_of(us / 1000)].fetch_add(lane.one(), Ordering::Relaxed);
+    }
+
+    /// One latency of each series, at `ms` milliseconds since the origin: one atomic add
+    /// when both fall in the same bin.
+    #[inline]
+    pub(crate) fn record_pair_at_ms(&self, first: Duration, second: Duration, ms: u64) {
+        let Some(s) = self.slot_for(ms) else {
+            return;
+        };
+        let (a, b) = (micros(first), micros(second));
+        self.raise_max(s, Lane::First, a);
+        self.raise_max(s, Lane::Second, b);
+        let (i, j) = (index_of(a / 1000), index_of(b / 1000));
+        let bins = &self.counts[s * LEN..(s + 1) * LEN];
+        if i == j {
+            bins[i].fetch_add(ONE_EACH, Ordering::Relaxed);
+        } else {
+            bins[i].fetch_add(Lane::First.one(), Ordering::Relaxed);
+            bins[j].fetch_add(Lane::Second.one(), Ordering::Relaxed);
+        }
+    }
+
+    /// The slot that takes samples at `ms`, or `None` to drop them: another thread is
+    /// zeroing that slot after a quiet gap.
+    #[inline]
+    fn slot_for(&self, ms: u64) -> Option<usize> {
         let bucket = super::bucket_at(&self.current, self.window.bucket_ms(), ms);
         self.roll(bucket);
         let s = self.slot_index(bucket);
-        let meta = &self.meta[s * META..(s + 1) * META];
-        if meta[0].load(Ordering::Acquire) != bucket && !self.prepare(s, bucket) {
-            return; // another thread is zeroing this slot after a quiet gap; drop one sample
+        if self.meta[s * META].load(Ordering::Acquire) != bucket && !self.prepare(s, bucket) {
+            return None;
         }
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        // The count and the sum are read from the bins; the maximum is written only when it
-        // grows. One write per sample where every caller's samples meet.
-        if us > meta[1].load(Ordering::Relaxed) {
-            meta[1].fetch_max(us, Ordering::Relaxed);
+        Some(s)
+    }
+
+    /// The maximum is written only when it grows: one write per sample where every caller's
+    /// samples meet, the bin's.
+    #[inline]
+    fn raise_max(&self, s: usize, lane: Lane, us: u64) {
+        let max = &self.meta[s * META + lane.max_at()];
+        if us > max.load(Ordering::Relaxed) {
+            max.fetch_max(us, Ordering::Relaxed);
         }
-        self.counts[s * LEN + index_of(us / 1000)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Mean and percentiles over the completed buckets of the window that ends at `now`.
     pub fn snapshot(&self, now: impl Into<Stamp>) -> LatencySnapshot {
-        let bucket = now.into().millis_since(self.origin) / self.window.bucket_ms();
+        self.snapshot_of(Lane::First, now.into())
+    }
+
+    /// [`snapshot`](Self::snapshot) of `lane`.
+    pub(crate) fn snapshot_of(&self, lane: Lane, now: Stamp) -> LatencySnapshot {
+        let bucket = now.millis_since(self.origin) / self.window.bucket_ms();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((b, snap)) = *cache {
+        if let Some((b, snap)) = cache[lane as usize] {
             if b == bucket {
                 return snap;
             }
         }
-        let snap = self.compute(bucket);
-        *cache = Some((bucket, snap));
+        let snap = self.compute(lane, bucket);
+        cache[lane as usize] = Some((bucket, snap));
         snap
     }
 
@@ -223,9 +311,20 @@ impl RollingPercentile {
         &self,
         cursor: &mut LatencyCursor,
         now: impl Into<Stamp>,
+        visit: impl FnMut(u64, u64),
+    ) {
+        self.drain_completed_of(Lane::First, cursor, now.into(), visit);
+    }
+
+    /// [`drain_completed`](Self::drain_completed) of `lane`.
+    pub(crate) fn drain_completed_of(
+        &self,
+        lane: Lane,
+        cursor: &mut LatencyCursor,
+        now: Stamp,
         mut visit: impl FnMut(u64, u64),
     ) {
-        let now = now.into().millis_since(self.origin) / self.window.bucket_ms();
+        let now = now.millis_since(self.origin) / self.window.bucket_ms();
         let first = now
             .saturating_sub(u64::from(self.window.buckets()))
             .max(cursor.next);
@@ -235,16 +334,16 @@ impl RollingPercentile {
                 continue;
             }
             for (i, c) in self.counts[s * LEN..(s + 1) * LEN].iter().enumerate() {
-                let c = c.load(Ordering::Relaxed);
+                let c = lane.count(c.load(Ordering::Relaxed));
                 if c > 0 {
-                    visit(value_of(i), u64::from(c));
+                    visit(value_of(i), c);
                 }
             }
         }
         cursor.next = cursor.next.max(now);
     }
 
-    fn compute(&self, now: u64) -> LatencySnapshot {
+    fn compute(&self, lane: Lane, now: u64) -> LatencySnapshot {
         let first = now.saturating_sub(u64::from(self.window.buckets()));
         let Ok(mut hist) = Histogram::<u64>::new_with_bounds(1, MAX_MS, 2) else {
             return LatencySnapshot::default();
@@ -257,13 +356,13 @@ impl RollingPercentile {
             if meta[0].load(Ordering::Acquire) != bucket {
                 continue;
             }
-            max_us = max_us.max(meta[1].load(Ordering::Relaxed));
+            max_us = max_us.max(meta[lane.max_at()].load(Ordering::Relaxed));
             for (i, c) in self.counts[s * LEN..(s + 1) * LEN].iter().enumerate() {
-                let c = c.load(Ordering::Relaxed);
+                let c = lane.count(c.load(Ordering::Relaxed));
                 if c > 0 {
-                    count += u64::from(c);
-                    sum_ms = sum_ms.saturating_add(value_of(i).saturating_mul(u64::from(c)));
-                    let _ = hist.record_n(value_of(i), u64::from(c));
+                    count += c;
+                    sum_ms = sum_ms.saturating_add(value_of(i).saturating_mul(c));
+                    let _ = hist.record_n(value_of(i), c);
                 }
             }
         }
@@ -377,6 +476,51 @@ mod tests {
     fn exact_below_64ms() {
         for ms in 0..SUB {
             assert_eq!(value_of(index_of(ms)), ms);
+        }
+    }
+
+    /// Two series recorded as pairs (in the same bin or not) and alone read back exactly as
+    /// two separate histograms fed the same samples.
+    #[test]
+    fn paired_series_read_as_separate_histograms() {
+        let clock = ManualClock::new();
+        let paired = RollingPercentile::new(RollingWindow::PERCENTILES, clock.now());
+        let first = RollingPercentile::new(RollingWindow::PERCENTILES, clock.now());
+        let second = RollingPercentile::new(RollingWindow::PERCENTILES, clock.now());
+        let ms = |n: u64| Duration::from_millis(n);
+        let mut cursors = [LatencyCursor::default(); 2];
+        let mut alone = [LatencyCursor::default(); 2];
+        for round in 0..3u64 {
+            let at = clock.clock().stamp().millis_since(paired.origin);
+            for i in 0..200u64 {
+                let (a, b) = (ms(i % 70 + round), ms(i % 70 + round + i % 3 * 40));
+                paired.record_pair_at_ms(a, b, at);
+                first.record(a, clock.now());
+                second.record(b, clock.now());
+            }
+            // A total alone, as a rejected call records it, and a huge one in each.
+            paired.record_at_ms(Lane::Second, ms(5_000), at);
+            second.record(ms(5_000), clock.now());
+            paired.record_pair_at_ms(ms(90_000_000), ms(2), at);
+            first.record(ms(90_000_000), clock.now());
+            second.record(ms(2), clock.now());
+            clock.advance(Duration::from_secs(10));
+            let now = clock.clock().stamp();
+            assert_eq!(paired.snapshot_of(Lane::First, now), first.snapshot(now));
+            assert_eq!(paired.snapshot_of(Lane::Second, now), second.snapshot(now));
+            assert_ne!(first.snapshot(now), second.snapshot(now));
+            for (lane, (one, cursor)) in [Lane::First, Lane::Second]
+                .into_iter()
+                .zip([&first, &second].into_iter().zip(&mut alone))
+            {
+                let (mut got, mut want) = (Vec::new(), Vec::new());
+                paired.drain_completed_of(lane, &mut cursors[lane as usize], now, |v, n| {
+                    got.push((v, n))
+                });
+                one.drain_completed(cursor, now, |v, n| want.push((v, n)));
+                assert_eq!(got, want, "{lane:?}");
+                assert!(!got.is_empty());
+            }
         }
     }
 
