@@ -188,6 +188,36 @@ impl CommandMetrics {
         self.inner.latency.record_pair_at_ms(execute, total, ms);
     }
 
+    /// [`mark_at`](Self::mark_at) and [`record_latencies_at`](Self::record_latencies_at) in
+    /// one, for an execution that ended at `now` with `event`: the stamp is placed in the
+    /// windows once.
+    ///
+    /// ```
+    /// use hystrix_core::{CommandMetrics, HystrixEventType as Ev, ManualClock, MetricsConfig};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let metrics = CommandMetrics::with_clock("Get", "Store", "Store", MetricsConfig::default(), clock.clock());
+    /// let ms = Duration::from_millis;
+    /// metrics.record_execution_at(Ev::Success, ms(3), ms(4), clock.clock().stamp());
+    /// clock.advance(Duration::from_secs(60)); // latencies are read from completed buckets
+    /// let s = metrics.snapshot();
+    /// assert_eq!(s.cumulative.get(Ev::Success), 1);
+    /// assert_eq!((s.latency_execute.mean, s.latency_total.mean), (3, 4));
+    /// ```
+    #[inline]
+    pub fn record_execution_at(
+        &self,
+        event: HystrixEventType,
+        execute: Duration,
+        total: Duration,
+        now: impl Into<Stamp>,
+    ) {
+        let ms = self.ms(now);
+        self.inner.counts.add_at_ms(event, 1, ms);
+        self.inner.latency.record_pair_at_ms(execute, total, ms);
+    }
+
     /// Records a total latency for a request that never executed (rejected, short-circuited,
     /// served from a fallback or the cache).
     #[inline]

@@ -163,15 +163,19 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
     }
 
     /// Records the circuit's outcome and the command's event, which happened at `now` (a
-    /// stamp the call has read: the clock is read once per call at each end).
+    /// stamp the call has read: the clock is read once per call at each end), with the
+    /// execution's and the call's latencies when the call is over.
     #[inline]
-    fn outcome(&mut self, event: Ev, now: Stamp) {
+    fn outcome(&mut self, event: Ev, now: Stamp, latencies: Option<(Duration, Duration)>) {
         self.stop_running();
         let core = self.local.core();
         if let Some(admission) = self.admission.take() {
             core.circuit.record_at(admission, event, now);
         }
-        core.metrics.mark_at(event, now);
+        match latencies {
+            Some((exec, total)) => core.metrics.record_execution_at(event, exec, total, now),
+            None => core.metrics.mark_at(event, now),
+        }
     }
 
     /// The inner service answered at `end`, after running for `exec`, `total` after the call:
@@ -184,9 +188,9 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         end: Stamp,
     ) -> Finish<Res> {
         let outcome = self.handling().classifier.classify(result.as_ref());
-        self.outcome(outcome.event(), end);
         if outcome == Outcome::Failure {
             // A failure's latencies are recorded once its fallback is over.
+            self.outcome(outcome.event(), end, None);
             let (response, error) = match result {
                 Ok(response) => (Some(response), None),
                 Err(e) => (None, Some(Arc::from(e))),
@@ -197,7 +201,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
                 exec,
             };
         }
-        self.core().metrics.record_latencies_at(exec, total, end);
+        self.outcome(outcome.event(), end, Some((exec, total)));
         Finish::Done(match (outcome, result) {
             (Outcome::Success, Ok(response)) => {
                 if let (Some(cache), Some(key)) = (&self.local.handling.cache, self.key.take()) {
@@ -221,7 +225,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
     /// The timeout fired first.
     fn timed_out<F>(mut self) -> State<F, Res> {
         let now = self.core().clock.stamp();
-        self.outcome(Ev::Timeout, now);
+        self.outcome(Ev::Timeout, now, None);
         let exec = now.saturating_duration_since(self.start);
         self.fall_back_state(Failure::new(FailureKind::TimedOut, None), None, Some(exec))
     }
@@ -236,7 +240,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         error: SharedError,
     ) -> ResponseFuture<F, Res, K> {
         self.admission = admission;
-        self.outcome(event, self.start);
+        self.outcome(event, self.start, None);
         ResponseFuture {
             state: self.fall_back_state(Failure::new(kind, Some(error)), None, None),
             call: None,
