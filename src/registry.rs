@@ -259,10 +259,6 @@ impl Registry {
             }
             IsolationStrategy::Semaphore => None,
         };
-        let circuit = Circuit::with_clock(key.as_str(), settings.breaker.clone(), clock.clone())
-            .map_err(|e| {
-                ConfigError::invalid(format!("command.{key}.circuit_breaker"), e.to_string())
-            })?;
         let metrics = CommandMetrics::with_clock(
             key.clone(),
             group,
@@ -270,6 +266,11 @@ impl Registry {
             settings.metrics,
             clock.clone(),
         );
+        // The circuit reads its health from the metrics: the command counts each event once.
+        let circuit = Circuit::for_command(key.as_str(), settings.breaker.clone(), &metrics)
+            .map_err(|e| {
+                ConfigError::invalid(format!("command.{key}.circuit_breaker"), e.to_string())
+            })?;
         let semaphore = Semaphore::new(settings.max_concurrent_requests);
         if pool.is_none() {
             // With semaphore isolation the semaphore counts exactly the running executions.

@@ -33,7 +33,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use hystrix_core::{
-    Clock, CountWindow, HealthCache, HealthCounts, HystrixEventType as Ev, Instant, RollingCounter,
+    Clock, CommandMetrics, CountWindow, HealthCache, HealthCounts, HystrixEventType as Ev, Instant,
     Stamp,
 };
 use tokio::sync::broadcast;
@@ -41,6 +41,7 @@ use tokio::sync::broadcast;
 use crate::{
     config::{BreakerConfig, HealthWindow, InvalidConfig},
     error::ShortCircuited,
+    events::Events,
 };
 
 /// The state of a circuit's state machine.
@@ -255,10 +256,7 @@ struct Hot {
 }
 
 enum Health {
-    Time {
-        counter: RollingCounter<Ev>,
-        cache: HealthCache,
-    },
+    Time { events: Events, cache: HealthCache },
     Count(CountWindow),
 }
 
@@ -276,13 +274,62 @@ impl Circuit {
         config: BreakerConfig,
         clock: Clock,
     ) -> Result<Self, InvalidConfig> {
+        Self::build(name, config, clock, None)
+    }
+
+    /// A closed circuit whose health is read from a command's `metrics` (Hystrix's design),
+    /// when its window is a time window of the same shape as theirs; otherwise, as
+    /// [`with_clock`](Self::with_clock), it counts outcomes itself.
+    ///
+    /// The command records every event in its metrics, each before the circuit is given the
+    /// request's outcome, and the circuit no longer counts them a second time; it counts only
+    /// what the metrics cannot tell, successes slower than the slow-call threshold.
+    ///
+    /// ```
+    /// use hystrix_breaker::{BreakerConfig, Circuit, HealthWindow};
+    /// use hystrix_core::{CommandMetrics, HystrixEventType as Ev, MetricsConfig};
+    ///
+    /// let metrics = CommandMetrics::new("GetUser", "Users", "Users", MetricsConfig::default());
+    /// let config = BreakerConfig {
+    ///     window: HealthWindow::Time(metrics.config().rolling_stats),
+    ///     health_snapshot_interval: std::time::Duration::ZERO,
+    ///     ..BreakerConfig::default()
+    /// };
+    /// let circuit = Circuit::for_command("GetUser", config, &metrics).unwrap();
+    /// for _ in 0..20 {
+    ///     let admission = circuit.try_admit().unwrap();
+    ///     metrics.mark(Ev::Failure);
+    ///     circuit.record(admission, Ev::Failure);
+    /// }
+    /// assert_eq!(circuit.health().errors, 20);
+    /// assert!(circuit.is_open());
+    /// ```
+    pub fn for_command(
+        name: impl Into<Arc<str>>,
+        config: BreakerConfig,
+        metrics: &CommandMetrics,
+    ) -> Result<Self, InvalidConfig> {
+        let clock = metrics.clock().clone();
+        let shared = config.window == HealthWindow::Time(metrics.config().rolling_stats);
+        Self::build(name, config, clock, shared.then_some(metrics))
+    }
+
+    fn build(
+        name: impl Into<Arc<str>>,
+        config: BreakerConfig,
+        clock: Clock,
+        metrics: Option<&CommandMetrics>,
+    ) -> Result<Self, InvalidConfig> {
         config.validate()?;
         // A precise read: the first one of the system clock calibrates it, here rather than
         // on a request.
         let origin = clock.stamp();
         let health = match config.window {
             HealthWindow::Time(window) => Health::Time {
-                counter: RollingCounter::new(window, origin),
+                events: match metrics {
+                    Some(metrics) => Events::command(metrics, origin),
+                    None => Events::own(window, origin),
+                },
                 cache: HealthCache::new(config.health_snapshot_interval, origin),
             },
             HealthWindow::Count(n) => Health::Count(
@@ -461,7 +508,7 @@ impl Circuit {
     pub fn health(&self) -> HealthCounts {
         let s = &*self.shared;
         match &s.health {
-            Health::Time { counter, .. } => HealthCounts::from_events(&counter.sums(s.coarse())),
+            Health::Time { events, .. } => events.health(s.coarse()),
             Health::Count(w) => w.health(),
         }
     }
@@ -470,7 +517,7 @@ impl Circuit {
     /// count window keeps no such count and reports 0).
     pub fn short_circuited(&self) -> u64 {
         match &self.shared.health {
-            Health::Time { counter, .. } => counter.sum(Ev::ShortCircuited, self.shared.coarse()),
+            Health::Time { events, .. } => events.short_circuited(self.shared.coarse()),
             Health::Count(_) => 0,
         }
     }
@@ -607,8 +654,8 @@ impl Shared {
 
     #[cold]
     fn short_circuit(&self, now: Stamp, forced: bool) -> ShortCircuited {
-        if let Health::Time { counter, .. } = &self.health {
-            counter.increment(Ev::ShortCircuited, now);
+        if let Health::Time { events, .. } = &self.health {
+            events.count_short_circuit(now);
         }
         ShortCircuited::new(forced)
     }
@@ -640,9 +687,7 @@ impl Shared {
         let error = event.is_error() || (slow && event == Ev::Success);
         let success = event == Ev::Success && !error;
         match &self.health {
-            Health::Time { counter, .. } => {
-                counter.increment(if error { Ev::Failure } else { event }, now);
-            }
+            Health::Time { events, .. } => events.count(event, error, now),
             Health::Count(window) => {
                 if error || success {
                     window.record(error);
@@ -683,9 +728,7 @@ impl Shared {
             }
         }
         let health = match &self.health {
-            Health::Time { counter, cache } => {
-                cache.get(now, || HealthCounts::from_events(&counter.sums(now)))
-            }
+            Health::Time { events, cache } => cache.get(now, || events.health(now)),
             Health::Count(window) => window.health(),
         };
         if health.total >= u64::from(config.request_volume_threshold)
@@ -779,8 +822,8 @@ impl Shared {
     /// Closes from any state and starts a fresh health window; under the lock.
     fn close(&self, guard: &MutexGuard<'_, ()>, word: u64, now: Stamp, reason: Reason) {
         match &self.health {
-            Health::Time { counter, cache } => {
-                counter.reset(now);
+            Health::Time { events, cache } => {
+                events.reset(now);
                 cache.invalidate();
             }
             Health::Count(window) => window.reset(),

@@ -33,6 +33,7 @@ mod circuit;
 mod classify;
 mod config;
 pub mod error;
+mod events;
 pub mod future;
 mod layer;
 mod service;

@@ -663,3 +663,93 @@ fn admissions_at_given_instants_measure_slowness_between_them() {
     circuit.record(admission, Ev::Success);
     assert_eq!(circuit.health().errors, 2, "101 ms on the clock");
 }
+
+/// A circuit built for a command and one that counts for itself, given the same outcomes
+/// (the command marking each in its metrics first), agree on health at every step: through a
+/// trip, the sleep window, a trial that closes the circuit and empties the window, and later
+/// failures; a slow success is an error to both.
+#[test]
+fn a_circuit_reading_its_commands_metrics_agrees_with_one_that_counts_itself() {
+    use hystrix_core::{CommandMetrics, MetricsConfig};
+
+    let manual = ManualClock::new();
+    let metrics =
+        CommandMetrics::with_clock("Shared", "G", "G", MetricsConfig::default(), manual.clock());
+    let config = BreakerConfig {
+        window: HealthWindow::Time(metrics.config().rolling_stats),
+        health_snapshot_interval: Duration::ZERO,
+        request_volume_threshold: 4,
+        slow_call_threshold: Some(Duration::from_millis(100)),
+        ..BreakerConfig::default()
+    };
+    let shared = Circuit::for_command("Shared", config.clone(), &metrics).unwrap();
+    let own = Circuit::with_clock("Own", config, manual.clock()).unwrap();
+
+    // (event, how long the call took in ms, then how far the clock moves in ms)
+    let steps: &[(Ev, u64, u64)] = &[
+        (Ev::Success, 1, 300),
+        (Ev::BadRequest, 1, 0),
+        (Ev::Success, 150, 0), // slow: an error for the circuit, a success for the command
+        (Ev::Timeout, 1, 0),
+        (Ev::SemaphoreRejected, 0, 0),
+        (Ev::Failure, 1, 0), // 3 errors of 5: trips
+        (Ev::Success, 1, 5_100),
+        (Ev::Success, 1, 0), // the trial closes the circuit and empties the window
+        (Ev::Failure, 1, 200),
+        (Ev::Success, 1, 11_000), // the window moves past everything before
+        (Ev::ThreadPoolRejected, 0, 0),
+    ];
+    let mut states = Vec::new();
+    for (i, &(event, took, then)) in steps.iter().enumerate() {
+        let start = manual.now();
+        let end = start + Duration::from_millis(took);
+        let admitted = (shared.try_admit_at(end), own.try_admit_at(end));
+        match admitted {
+            (Ok(a), Ok(b)) => {
+                metrics.mark_at(event, end);
+                shared.record_at(a, event, end);
+                own.record_at(b, event, end);
+            }
+            (Err(_), Err(_)) => metrics.mark_at(Ev::ShortCircuited, end),
+            other => panic!("step {i}: the circuits disagree on admission: {other:?}"),
+        }
+        assert_eq!(shared.health(), own.health(), "step {i}: {event:?}");
+        assert_eq!(shared.state(), own.state(), "step {i}");
+        assert_eq!(shared.short_circuited(), own.short_circuited(), "step {i}");
+        states.push(shared.state());
+        manual.advance(Duration::from_millis(then));
+    }
+    assert_eq!(states[5], State::Open, "tripped at 3 errors of 5");
+    assert_eq!(states[7], State::Closed, "closed by the trial");
+    let health = shared.health();
+    assert_eq!(
+        (health.total, health.errors),
+        (1, 1),
+        "only the last, after the window moved"
+    );
+}
+
+/// A window of another shape than the metrics' cannot be read from them: the circuit counts
+/// for itself.
+#[test]
+fn a_circuit_for_a_command_with_its_own_window_counts_itself() {
+    use hystrix_core::{CommandMetrics, MetricsConfig, RollingWindow};
+
+    let manual = ManualClock::new();
+    let metrics =
+        CommandMetrics::with_clock("W", "G", "G", MetricsConfig::default(), manual.clock());
+    let config = BreakerConfig {
+        window: HealthWindow::Time(RollingWindow::new(Duration::from_secs(5), 5).unwrap()),
+        health_snapshot_interval: Duration::ZERO,
+        ..BreakerConfig::default()
+    };
+    let circuit = Circuit::for_command("W", config, &metrics).unwrap();
+    let admission = circuit.try_admit().unwrap();
+    circuit.record(admission, Ev::Failure);
+    assert_eq!((circuit.health().total, circuit.health().errors), (1, 1));
+    assert_eq!(
+        metrics.snapshot().cumulative.get(Ev::Failure),
+        0,
+        "not the metrics'"
+    );
+}

@@ -147,6 +147,13 @@ impl CommandMetrics {
         &self.inner.clock
     }
 
+    /// The rolling counter of the command's events, for a reader that derives something from
+    /// them, as a circuit breaker derives its health (Hystrix's breakers read their command's
+    /// metrics); the command is the one writer.
+    pub fn counts(&self) -> &RollingCounter<HystrixEventType> {
+        &self.inner.counts
+    }
+
     /// Records one event.
     #[inline]
     pub fn mark(&self, event: HystrixEventType) {

@@ -169,12 +169,13 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
     fn outcome(&mut self, event: Ev, now: Stamp, latencies: Option<(Duration, Duration)>) {
         self.stop_running();
         let core = self.local.core();
-        if let Some(admission) = self.admission.take() {
-            core.circuit.record_at(admission, event, now);
-        }
+        // The metrics first: the circuit reads its health from them.
         match latencies {
             Some((exec, total)) => core.metrics.record_execution_at(event, exec, total, now),
             None => core.metrics.mark_at(event, now),
+        }
+        if let Some(admission) = self.admission.take() {
+            core.circuit.record_at(admission, event, now);
         }
     }
 
