@@ -313,6 +313,9 @@ mod counter {
         clock: quanta::Clock,
         /// The counter's reading when it was calibrated.
         raw0: u64,
+        /// Nanoseconds per tick of the counter, in 32.32 fixed point (quanta's calibration):
+        /// a multiplication and a constant shift turn ticks into nanoseconds.
+        nanos_per_tick: u64,
         /// The stamp, in nanoseconds, of the last time the counter was put on the timeline.
         anchor: AtomicU64,
         /// Added (wrapping) to the counter's nanoseconds since `raw0`, it gives the stamp.
@@ -332,6 +335,7 @@ mod counter {
             let raw0 = clock.raw();
             let now = Stamp::from_instant(system_now()).0;
             Self {
+                nanos_per_tick: clock.delta_as_nanos(0, 1 << 32),
                 clock,
                 raw0,
                 anchor: AtomicU64::new(now),
@@ -339,9 +343,16 @@ mod counter {
             }
         }
 
+        /// Nanoseconds from `raw0` to `raw`.
+        #[inline]
+        fn since(&self, raw: u64) -> u64 {
+            let ticks = raw.wrapping_sub(self.raw0);
+            ((u128::from(ticks) * u128::from(self.nanos_per_tick)) >> 32) as u64
+        }
+
         #[inline]
         fn stamp(&self) -> Stamp {
-            let since = self.clock.delta_as_nanos(self.raw0, self.clock.raw());
+            let since = self.since(self.clock.raw());
             let ns = since.wrapping_add(self.offset.load(Ordering::Relaxed));
             let anchor = self.anchor.load(Ordering::Relaxed);
             // Also true when `ns` is before the anchor.
@@ -362,9 +373,8 @@ mod counter {
                 .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
             {
-                let since = self.clock.delta_as_nanos(self.raw0, raw);
                 self.offset
-                    .store(now.wrapping_sub(since), Ordering::Relaxed);
+                    .store(now.wrapping_sub(self.since(raw)), Ordering::Relaxed);
             }
             Stamp(now)
         }

@@ -155,6 +155,7 @@ impl Command {
 }
 
 impl CommandCore {
+    #[inline]
     pub(crate) fn timeout(&self) -> Option<Duration> {
         match self.timeout_ms.load(Ordering::Relaxed) {
             0 => None,
