@@ -295,8 +295,18 @@ async fn a_failing_dependency_opens_its_circuit_on_the_page_and_hosts_come_and_g
         )
         .await;
     browser.screenshot("e2e-open").await;
-    let short_circuited = browser.eval(&price_card(".counter-short"), vec![]).await;
-    assert_ne!(short_circuited, "0", "short-circuits counted while open");
+    // The report that first shows the circuit open may come before any request was
+    // short-circuited: wait for one that counts them (wait_for fails the test at WAIT).
+    browser
+        .wait_for(
+            WAIT,
+            "short-circuits counted while open",
+            &format!(
+                "const n = ({})(); return n !== '' && n !== '0'",
+                as_function(&price_card(".counter-short"))
+            ),
+        )
+        .await;
     let during = prices.read();
     assert!(
         during[1] + during[2] > before[1] + before[2],

@@ -1,6 +1,6 @@
 //! Where a circuit with a time window counts the events its health is computed from.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use hystrix_core::{
     CommandMetrics, EventCounts, HealthCounts, HystrixEventType as Ev, RollingCounter,
@@ -78,22 +78,9 @@ impl Events {
         match self {
             Self::Own(counter) => HealthCounts::from_events(&counter.sums(now)),
             Self::Command(from) => {
-                let FromCommand {
-                    metrics,
-                    baseline,
-                    slow,
-                } = &**from;
-                let counts = metrics.counts();
-                let window = counts.sums(now);
-                let baseline = baseline.lock().unwrap_or_else(|e| e.into_inner());
-                // Counted after both the window's start and the last emptying.
-                let mut since = EventCounts::zero();
-                for e in HEALTH {
-                    let after_reset = counts.cumulative(e).saturating_sub(baseline.get(e));
-                    since.set(e, window.get(e).min(after_reset));
-                }
-                let mut health = HealthCounts::from_events(&since);
-                health.errors = (health.errors + slow.sum(Ev::Failure, now)).min(health.total);
+                let mut health = HealthCounts::from_events(&from.counted(&HEALTH, now));
+                let slow = from.slow.sum(Ev::Failure, now);
+                health.errors = (health.errors + slow).min(health.total);
                 health
             }
         }
@@ -103,17 +90,9 @@ impl Events {
     pub(crate) fn short_circuited(&self, now: Stamp) -> u64 {
         match self {
             Self::Own(counter) => counter.sum(Ev::ShortCircuited, now),
-            Self::Command(from) => {
-                let FromCommand {
-                    metrics, baseline, ..
-                } = &**from;
-                let counts = metrics.counts();
-                let baseline = baseline.lock().unwrap_or_else(|e| e.into_inner());
-                let after_reset = counts
-                    .cumulative(Ev::ShortCircuited)
-                    .saturating_sub(baseline.get(Ev::ShortCircuited));
-                counts.sum(Ev::ShortCircuited, now).min(after_reset)
-            }
+            Self::Command(from) => from
+                .counted(&[Ev::ShortCircuited], now)
+                .get(Ev::ShortCircuited),
         }
     }
 
@@ -122,18 +101,33 @@ impl Events {
         match self {
             Self::Own(counter) => counter.reset(now),
             Self::Command(from) => {
-                let FromCommand {
-                    metrics,
-                    baseline,
-                    slow,
-                } = &**from;
-                let counts = metrics.counts();
-                let mut baseline = baseline.lock().unwrap_or_else(|e| e.into_inner());
+                let counts = from.metrics.counts();
+                let mut baseline = from.baseline();
                 for e in HEALTH.into_iter().chain([Ev::ShortCircuited]) {
                     baseline.set(e, counts.cumulative(e));
                 }
-                slow.reset(now);
+                from.slow.reset(now);
             }
         }
+    }
+}
+
+impl FromCommand {
+    fn baseline(&self) -> MutexGuard<'_, EventCounts<Ev>> {
+        self.baseline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The counts of `events` after both the start of the window that ends at `now` and the
+    /// last emptying.
+    fn counted(&self, events: &[Ev], now: Stamp) -> EventCounts<Ev> {
+        let counts = self.metrics.counts();
+        let window = counts.sums(now);
+        let baseline = self.baseline();
+        let mut out = EventCounts::zero();
+        for &e in events {
+            let after_reset = counts.cumulative(e).saturating_sub(baseline.get(e));
+            out.set(e, window.get(e).min(after_reset));
+        }
+        out
     }
 }
