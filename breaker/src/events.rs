@@ -3,7 +3,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use hystrix_core::{
-    CommandMetrics, EventCounts, HealthCounts, HystrixEventType as Ev, RollingCounter,
+    CommandMetrics, Event, EventCounts, HealthCounts, HystrixEventType as Ev, RollingCounter,
     RollingWindow, Stamp,
 };
 
@@ -33,7 +33,20 @@ pub(crate) struct FromCommand {
     baseline: Mutex<EventCounts<Ev>>,
     /// Successes slower than the slow-call threshold, which the circuit counts as errors and
     /// the command as successes.
-    slow: RollingCounter<Ev>,
+    slow: RollingCounter<SlowCall>,
+}
+
+/// The one event a circuit reading its command's metrics counts itself.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SlowCall;
+
+impl Event for SlowCall {
+    const COUNT: usize = 1;
+    const ALL: &'static [Self] = &[SlowCall];
+
+    fn index(self) -> usize {
+        0
+    }
 }
 
 impl Events {
@@ -59,7 +72,7 @@ impl Events {
             Self::Command(from) => {
                 // The command counts its events itself; only its slow successes are news.
                 if error && !event.is_error() {
-                    from.slow.increment(Ev::Failure, now);
+                    from.slow.increment(SlowCall, now);
                 }
             }
         }
@@ -79,7 +92,7 @@ impl Events {
             Self::Own(counter) => HealthCounts::from_events(&counter.sums(now)),
             Self::Command(from) => {
                 let mut health = HealthCounts::from_events(&from.counted(&HEALTH, now));
-                let slow = from.slow.sum(Ev::Failure, now);
+                let slow = from.slow.sum(SlowCall, now);
                 health.errors = (health.errors + slow).min(health.total);
                 health
             }
