@@ -151,7 +151,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
     }
 
     /// Records the latencies of a call that ends now, after its fallback (a call answered by
-    /// its dependency records them in `complete`, at the instant it already read).
+    /// its dependency records them in `finish`, at the stamp it already read).
     fn record_latency(&self, exec: Option<Duration>) {
         let metrics = &self.core().metrics;
         let end = self.core().clock.stamp();
