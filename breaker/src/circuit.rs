@@ -616,7 +616,7 @@ impl Shared {
     /// The coarse clock, as a stamp.
     #[inline]
     fn coarse(&self) -> Stamp {
-        Stamp::from_instant(self.clock.coarse_now())
+        self.clock.coarse_stamp()
     }
 
     /// Derives the mode and the hot-path copies of settings; called under the lock.

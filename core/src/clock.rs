@@ -96,9 +96,20 @@ impl Clock {
     #[inline]
     pub fn coarse_now(&self) -> Instant {
         match &self.source {
-            Source::System => coarse::now(),
+            Source::System => coarse::stamp().to_instant(),
             Source::Tokio => Instant::now(),
             Source::Manual(manual) => manual.now(),
+        }
+    }
+
+    /// [`coarse_now`](Self::coarse_now) as a [`Stamp`], read without building an instant:
+    /// how the windows are placed when the caller has no stamp of its own.
+    #[inline]
+    pub fn coarse_stamp(&self) -> Stamp {
+        match &self.source {
+            Source::System => coarse::stamp(),
+            Source::Tokio => Stamp::from_instant(Instant::now()),
+            Source::Manual(manual) => Stamp::from_instant(manual.now()),
         }
     }
 }
@@ -185,32 +196,40 @@ fn system_now() -> Instant {
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod coarse {
-    use std::{sync::OnceLock, time::Duration};
+    use std::sync::OnceLock;
 
     use rustix::time::{ClockId, clock_gettime};
 
-    use super::{Instant, system_now};
+    use super::{Stamp, system_now};
 
-    /// A precise instant and the coarse clock's reading taken with it.
-    static BASE: OnceLock<(Instant, Duration)> = OnceLock::new();
+    /// A precise stamp and the coarse clock's reading (ns) taken with it.
+    static BASE: OnceLock<(u64, u64)> = OnceLock::new();
 
     #[inline]
-    fn read() -> Duration {
+    fn read() -> u64 {
         let t = clock_gettime(ClockId::MonotonicCoarse);
-        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+        (t.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(t.tv_nsec as u64)
     }
 
     /// The coarse clock, placed on the precise clock's timeline.
     #[inline]
-    pub(super) fn now() -> Instant {
-        let (base, base_coarse) = *BASE.get_or_init(|| (system_now(), read()));
-        base + read().saturating_sub(base_coarse)
+    pub(super) fn stamp() -> Stamp {
+        let (base, base_coarse) =
+            *BASE.get_or_init(|| (Stamp::from_instant(system_now()).0, read()));
+        Stamp(base + read().saturating_sub(base_coarse))
     }
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod coarse {
-    pub(super) use super::system_now as now;
+    use super::{Stamp, system_now};
+
+    #[inline]
+    pub(super) fn stamp() -> Stamp {
+        Stamp::from_instant(system_now())
+    }
 }
 
 /// An instant as whole nanoseconds on the process's timeline: what the paths that run on every
@@ -429,16 +448,6 @@ impl fmt::Debug for ManualClock {
     }
 }
 
-/// Whole milliseconds from `origin` to `now`, zero if `now` is earlier (saturating far in the
-/// future): how every rolling window and state machine here places an instant.
-#[inline]
-pub fn millis_since(origin: Instant, now: Instant) -> u64 {
-    let d = now.saturating_duration_since(origin);
-    d.as_secs()
-        .saturating_mul(1000)
-        .saturating_add(u64::from(d.subsec_millis()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,14 +524,5 @@ mod tests {
         assert_eq!(later.millis_since(stamp), 1_234);
         assert_eq!(stamp.millis_since(later), 0);
         assert_eq!(Stamp::from(later.to_instant()), later);
-    }
-
-    #[test]
-    fn millis_since_saturates_backwards() {
-        let manual = ManualClock::new();
-        let t0 = manual.now();
-        manual.advance(Duration::from_micros(2_999));
-        assert_eq!(millis_since(t0, manual.now()), 2);
-        assert_eq!(millis_since(manual.now(), t0), 0);
     }
 }

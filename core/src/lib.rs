@@ -26,7 +26,7 @@ pub mod report;
 pub mod rolling;
 
 pub use self::{
-    clock::{Clock, Instant, ManualClock, Stamp, millis_since},
+    clock::{Clock, Instant, ManualClock, Stamp},
     event::{Event, HystrixEventType, ThreadPoolEventType},
     health::{HealthCache, HealthCounts},
     key::{CommandKey, GroupKey, ThreadPoolKey},

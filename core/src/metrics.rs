@@ -165,7 +165,7 @@ impl CommandMetrics {
     pub fn mark_n(&self, event: HystrixEventType, n: u64) {
         self.inner
             .counts
-            .add(event, n, self.inner.clock.coarse_now());
+            .add(event, n, self.inner.clock.coarse_stamp());
     }
 
     /// [`mark`](Self::mark) at `now`, an instant or a [`Stamp`] just read from these metrics'
@@ -184,7 +184,7 @@ impl CommandMetrics {
     /// (from the caller's `call` to its result, queueing and hand-off included).
     #[inline]
     pub fn record_latencies(&self, execute: Duration, total: Duration) {
-        self.record_latencies_at(execute, total, self.inner.clock.coarse_now());
+        self.record_latencies_at(execute, total, self.inner.clock.coarse_stamp());
     }
 
     /// [`record_latencies`](Self::record_latencies) at `now`, an instant or a stamp just read
@@ -229,7 +229,7 @@ impl CommandMetrics {
     /// served from a fallback or the cache).
     #[inline]
     pub fn record_total_latency(&self, total: Duration) {
-        let ms = self.ms(self.inner.clock.coarse_now());
+        let ms = self.ms(self.inner.clock.coarse_stamp());
         self.inner.latency.record_at_ms(Lane::Second, total, ms);
     }
 
@@ -240,7 +240,7 @@ impl CommandMetrics {
         cursors: &mut LatencyCursors,
         mut visit: impl FnMut(LatencyKind, u64, u64),
     ) {
-        let now = Stamp::from(self.inner.clock.coarse_now());
+        let now = self.inner.clock.coarse_stamp();
         let latency = &self.inner.latency;
         latency.drain_completed_of(Lane::First, &mut cursors.execute, now, |ms, n| {
             visit(LatencyKind::Execute, ms, n)
@@ -265,7 +265,7 @@ impl CommandMetrics {
     /// Prefer [`executing`](Self::executing).
     #[inline]
     pub fn begin_execution(&self) {
-        self.begin_execution_at(self.inner.clock.coarse_now());
+        self.begin_execution_at(self.inner.clock.coarse_stamp());
     }
 
     /// [`begin_execution`](Self::begin_execution) at `now`, an instant or a stamp just read
@@ -325,7 +325,7 @@ impl CommandMetrics {
     /// Everything the stream needs of this command now.
     pub fn snapshot(&self) -> CommandSnapshot {
         let inner = &*self.inner;
-        let now = Stamp::from(inner.clock.coarse_now());
+        let now = inner.clock.coarse_stamp();
         let counts = inner.counts.sums(now);
         let mut cumulative = EventCounts::zero();
         for e in <HystrixEventType as crate::Event>::ALL {

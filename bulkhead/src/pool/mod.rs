@@ -264,7 +264,7 @@ impl ThreadPool {
         config.validate()?;
         let shared = Arc::new(Shared {
             key: key.into(),
-            counter: RollingCounter::new(config.window, clock.coarse_now()),
+            counter: RollingCounter::new(config.window, clock.coarse_stamp()),
             clock,
             state: Mutex::new(State {
                 config,
@@ -311,7 +311,7 @@ impl ThreadPool {
         let id = shared.admit(task).inspect_err(|_| {
             shared
                 .counter
-                .increment(ThreadPoolEventType::Rejected, shared.clock.coarse_now());
+                .increment(ThreadPoolEventType::Rejected, shared.clock.coarse_stamp());
         })?;
         Ok(PoolTask {
             rx,
@@ -325,7 +325,7 @@ impl ThreadPool {
     /// The pool's numbers now.
     pub fn metrics(&self) -> ThreadPoolMetrics {
         let shared = &self.handle.shared;
-        let now = shared.clock.coarse_now();
+        let now = shared.clock.coarse_stamp();
         let sums = shared.counter.sums(now);
         let st = shared.lock();
         let completed = shared.completed.load(Ordering::Acquire);
@@ -591,7 +591,7 @@ impl Shared {
         self.lock().active -= 1;
         self.completed.fetch_add(1, Ordering::AcqRel);
         self.counter
-            .increment(ThreadPoolEventType::Executed, self.clock.coarse_now());
+            .increment(ThreadPoolEventType::Executed, self.clock.coarse_stamp());
     }
 
     /// What this thread does next.
@@ -602,7 +602,7 @@ impl Shared {
             st.active += 1;
             let active = u64::from(st.active);
             drop(st);
-            self.counter.update_max(active, self.clock.coarse_now());
+            self.counter.update_max(active, self.clock.coarse_stamp());
             return Next::Job(job);
         }
         if st.shutdown || st.threads > st.config.actual_maximum_size() {
