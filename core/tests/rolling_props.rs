@@ -493,14 +493,15 @@ fn check_percentile(
         .sum();
     prop_assert_eq!(u128::from(got.mean), recorded / u128::from(count), "mean");
     // Within the histogram's precision of the exact mean (latencies past its range count as
-    // its largest value).
+    // its largest value), less what whole milliseconds lose: under 1 ms per sample, and under
+    // 1 ms more in the mean's own division.
     let exact_ms = us
         .iter()
         .map(|v| (*v as f64 / 1000.0).min(MAX_HIST_MS as f64))
         .sum::<f64>()
         / count as f64;
     prop_assert!(
-        (got.mean as f64 - exact_ms).abs() <= 1.0 + exact_ms / 32.0,
+        (got.mean as f64 - exact_ms).abs() < 2.0 + exact_ms / 32.0,
         "mean {} against the exact {exact_ms}",
         got.mean
     );
