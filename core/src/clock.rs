@@ -275,6 +275,13 @@ impl Stamp {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 
+    /// Whole microseconds since `earlier`, zero if `earlier` is later: a latency as the
+    /// percentiles record it, without building a [`Duration`].
+    #[inline]
+    pub fn micros_since(self, earlier: Self) -> u64 {
+        self.0.saturating_sub(earlier.0) / 1_000
+    }
+
     /// Whole milliseconds from `origin` to this stamp, zero if `origin` is later: how the
     /// rolling windows place a stamp.
     #[inline]

@@ -225,6 +225,39 @@ impl CommandMetrics {
         self.inner.latency.record_pair_at_ms(execute, total, ms);
     }
 
+    /// [`record_execution_at`](Self::record_execution_at) with the latencies in whole
+    /// microseconds, as [`Stamp::micros_since`] measures them: what a caller that times with
+    /// stamps records without building [`Duration`]s.
+    ///
+    /// ```
+    /// use hystrix_core::{CommandMetrics, HystrixEventType as Ev, ManualClock, MetricsConfig};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let metrics = CommandMetrics::with_clock("Get", "Store", "Store", MetricsConfig::default(), clock.clock());
+    /// let start = clock.clock().stamp();
+    /// clock.advance(Duration::from_micros(2_500));
+    /// let end = clock.clock().stamp();
+    /// metrics.record_execution_us_at(Ev::Success, end.micros_since(start), 4_000, end);
+    /// clock.advance(Duration::from_secs(60)); // latencies are read from completed buckets
+    /// let s = metrics.snapshot();
+    /// assert_eq!((s.latency_execute.mean, s.latency_total.mean), (2, 4));
+    /// ```
+    #[inline]
+    pub fn record_execution_us_at(
+        &self,
+        event: HystrixEventType,
+        execute_us: u64,
+        total_us: u64,
+        now: impl Into<Stamp>,
+    ) {
+        let ms = self.ms(now);
+        self.inner.counts.add_at_ms(event, 1, ms);
+        self.inner
+            .latency
+            .record_pair_us_at_ms(execute_us, total_us, ms);
+    }
+
     /// Records a total latency for a request that never executed (rejected, short-circuited,
     /// served from a fallback or the cache).
     #[inline]
