@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use hystrix_breaker::{BoxError, BreakerConfig, Classify, DefaultClassifier};
+use hystrix_breaker::{BoxError, BreakerConfig, Classify};
 use hystrix_bulkhead::ThreadPoolConfig;
 use hystrix_core::{Clock, CommandKey, GroupKey, ThreadPoolKey};
 
@@ -29,7 +29,9 @@ pub struct CommandBuilder<Req, Res, K = ()> {
     pool_props: ThreadPoolProperties,
     registry: Option<Registry>,
     clock: Option<Clock>,
-    classifier: Box<dyn Classify<Res, BoxError> + Send + Sync>,
+    /// `None` for [`DefaultClassifier`](hystrix_breaker::DefaultClassifier), which is then
+    /// applied without a dynamic call.
+    classifier: Option<Box<dyn Classify<Res, BoxError> + Send + Sync>>,
     view: Box<dyn Fn(&Req) -> K + Send + Sync>,
     fallback: Option<Box<dyn Fallback<K, Res>>>,
     cache_key: Option<Box<dyn Fn(&Req) -> Option<String> + Send + Sync>>,
@@ -47,7 +49,7 @@ impl<Req, Res> CommandBuilder<Req, Res> {
             pool_props: ThreadPoolProperties::default(),
             registry: None,
             clock: None,
-            classifier: Box::new(DefaultClassifier),
+            classifier: None,
             view: Box::new(|_: &Req| ()),
             fallback: None,
             cache_key: None,
@@ -132,7 +134,7 @@ impl<Req, Res, K> CommandBuilder<Req, Res, K> {
         mut self,
         classifier: impl Classify<Res, BoxError> + Send + Sync + 'static,
     ) -> Self {
-        self.classifier = Box::new(classifier);
+        self.classifier = Some(Box::new(classifier));
         self
     }
 

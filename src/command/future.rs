@@ -164,14 +164,14 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
 
     /// Records the circuit's outcome and the command's event, which happened at `now` (a
     /// stamp the call has read: the clock is read once per call at each end), with the
-    /// execution's and the call's latencies when the call is over.
+    /// execution's and the call's latencies (in microseconds) when the call is over.
     #[inline]
-    fn outcome(&mut self, event: Ev, now: Stamp, latencies: Option<(Duration, Duration)>) {
+    fn outcome(&mut self, event: Ev, now: Stamp, latencies_us: Option<(u64, u64)>) {
         self.stop_running();
         let core = self.local.core();
         // The metrics first: the circuit reads its health from them.
-        match latencies {
-            Some((exec, total)) => core.metrics.record_execution_at(event, exec, total, now),
+        match latencies_us {
+            Some((exec, total)) => core.metrics.record_execution_us_at(event, exec, total, now),
             None => core.metrics.mark_at(event, now),
         }
         if let Some(admission) = self.admission.take() {
@@ -179,17 +179,18 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         }
     }
 
-    /// The inner service answered at `end`, after running for `exec`, `total` after the call:
-    /// records the outcome, in place (the call moves only if it falls back).
+    /// The inner service answered at `end`, after running for `exec` on a thread pool (on
+    /// the caller's task the execution is the whole call): records the outcome, in place (the
+    /// call moves only if it falls back).
     fn finish(
         &mut self,
         result: Result<Res, BoxError>,
-        exec: Duration,
-        total: Duration,
+        exec: Option<Duration>,
         end: Stamp,
     ) -> Finish<Res> {
-        let outcome = self.handling().classifier.classify(result.as_ref());
+        let outcome = self.handling().classify(result.as_ref());
         if outcome == Outcome::Failure {
+            let exec = exec.unwrap_or_else(|| end.saturating_duration_since(self.start));
             // A failure's latencies are recorded once its fallback is over.
             self.outcome(outcome.event(), end, None);
             let (response, error) = match result {
@@ -202,6 +203,10 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
                 exec,
             };
         }
+        let total = end.micros_since(self.start);
+        let exec = exec.map_or(total, |exec| {
+            exec.as_micros().try_into().unwrap_or(u64::MAX)
+        });
         self.outcome(outcome.event(), end, Some((exec, total)));
         Finish::Done(match (outcome, result) {
             (Outcome::Success, Ok(response)) => {
@@ -392,9 +397,7 @@ where
                     match done {
                         Poll::Ready((result, exec)) => {
                             let end = call.core().clock.stamp();
-                            let total = end.saturating_duration_since(call.start);
-                            // On the caller's task the execution is the whole call.
-                            match call.finish(result, exec.unwrap_or(total), total, end) {
+                            match call.finish(result, exec, end) {
                                 Finish::Done(result) => {
                                     *this.call = None;
                                     return Poll::Ready(result);

@@ -17,7 +17,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use hystrix_breaker::{BoxError, Circuit, Classify, Mode, State};
+use hystrix_breaker::{BoxError, Circuit, Classify, DefaultClassifier, Mode, Outcome, State};
 use hystrix_bulkhead::{Semaphore, ThreadPool};
 use hystrix_core::{
     CircuitStatus, Clock, CommandKey, CommandMetrics, CommandReport, CommandSettingsReport,
@@ -283,6 +283,17 @@ pub(crate) struct Local<Res, K> {
     pub(crate) handling: Arc<Handling<Res, K>>,
 }
 
+impl<Res, K> Handling<Res, K> {
+    /// What the command's classifier makes of `result`.
+    #[inline]
+    pub(crate) fn classify(&self, result: Result<&Res, &BoxError>) -> Outcome {
+        match &self.classifier {
+            None => DefaultClassifier.classify(result),
+            Some(classifier) => classifier.classify(result),
+        }
+    }
+}
+
 impl<Res, K> Local<Res, K> {
     pub(crate) fn core(&self) -> &CommandCore {
         &self.command.core
@@ -291,7 +302,8 @@ impl<Res, K> Local<Res, K> {
 
 /// What a command does with results: the parts of a command that know the response type.
 pub(crate) struct Handling<Res, K> {
-    pub(crate) classifier: Box<dyn Classify<Res, BoxError> + Send + Sync>,
+    /// `None` for [`DefaultClassifier`], the usual case, applied without a dynamic call.
+    pub(crate) classifier: Option<Box<dyn Classify<Res, BoxError> + Send + Sync>>,
     pub(crate) fallback: Option<Box<dyn Fallback<K, Res>>>,
     pub(crate) cache: Option<Box<dyn ErasedCache<Res>>>,
     pub(crate) coalescer: Option<Box<dyn Coalesce<Res>>>,
