@@ -19,7 +19,7 @@ use std::{
 use crate::{
     Clock, CommandKey, EventCounts, GroupKey, HealthCounts, HystrixEventType, LatencyCursor,
     LatencySnapshot, RollingCounter, RollingPercentile, RollingWindow, Stamp, ThreadPoolKey,
-    rolling::Lane,
+    rolling::{Lane, micros},
 };
 
 /// The windows a command's metrics keep (Hystrix's `metrics.rollingStats.*` and
@@ -220,9 +220,7 @@ impl CommandMetrics {
         total: Duration,
         now: impl Into<Stamp>,
     ) {
-        let ms = self.ms(now);
-        self.inner.counts.add_at_ms(event, 1, ms);
-        self.inner.latency.record_pair_at_ms(execute, total, ms);
+        self.record_execution_us_at(event, micros(execute), micros(total), now);
     }
 
     /// [`record_execution_at`](Self::record_execution_at) with the latencies in whole

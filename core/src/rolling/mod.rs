@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-pub(crate) use self::percentile::Lane;
+pub(crate) use self::percentile::{Lane, micros};
 pub use self::{
     count::CountWindow,
     counter::{EventCounts, RollingCounter},

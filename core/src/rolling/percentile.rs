@@ -81,7 +81,7 @@ impl Lane {
 
 /// Whole microseconds, saturating, without `as_micros`' 128-bit arithmetic.
 #[inline]
-fn micros(latency: Duration) -> u64 {
+pub(crate) fn micros(latency: Duration) -> u64 {
     latency
         .as_secs()
         .saturating_mul(1_000_000)
