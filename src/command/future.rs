@@ -54,7 +54,8 @@ pin_project! {
             fut: F,
         },
         Pool {
-            task: PoolTask<(Result<Res, BoxError>, Duration)>,
+            // With how long the execution ran on the pool, in whole microseconds.
+            task: PoolTask<(Result<Res, BoxError>, u64)>,
         },
     }
 }
@@ -83,11 +84,11 @@ pub(crate) struct Call<Res, K> {
 enum Finish<Res> {
     /// Nothing: the call is over, with this result.
     Done(Result<Res, CommandError>),
-    /// The execution failed after running for `exec`: the call falls back.
+    /// The execution failed after running for `exec_us` microseconds: the call falls back.
     FallBack {
         failure: Failure,
         response: Option<Res>,
-        exec: Duration,
+        exec_us: u64,
     },
 }
 
@@ -151,13 +152,14 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
     }
 
     /// Records the latencies of a call that ends now, after its fallback (a call answered by
-    /// its dependency records them in `finish`, at the stamp it already read).
-    fn record_latency(&self, exec: Option<Duration>) {
+    /// its dependency records them in `finish`, at the stamp it already read); `exec_us` is
+    /// how long the execution ran, if it did.
+    fn record_latency(&self, exec_us: Option<u64>) {
         let metrics = &self.core().metrics;
         let end = self.core().clock.stamp();
         let total = end.saturating_duration_since(self.start);
-        match exec {
-            Some(exec) => metrics.record_latencies_at(exec, total, end),
+        match exec_us {
+            Some(exec) => metrics.record_latencies_at(Duration::from_micros(exec), total, end),
             None => metrics.record_total_latency(total),
         }
     }
@@ -179,18 +181,19 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         }
     }
 
-    /// The inner service answered at `end`, after running for `exec` on a thread pool (on
-    /// the caller's task the execution is the whole call): records the outcome, in place (the
-    /// call moves only if it falls back).
+    /// The inner service answered at `end`, after running for `exec_us` microseconds on a
+    /// thread pool (on the caller's task the execution is the whole call): records the
+    /// outcome, in place (the call moves only if it falls back).
     fn finish(
         &mut self,
         result: Result<Res, BoxError>,
-        exec: Option<Duration>,
+        exec_us: Option<u64>,
         end: Stamp,
     ) -> Finish<Res> {
         let outcome = self.handling().classify(result.as_ref());
+        let total = end.micros_since(self.start);
+        let exec_us = exec_us.unwrap_or(total);
         if outcome == Outcome::Failure {
-            let exec = exec.unwrap_or_else(|| end.saturating_duration_since(self.start));
             // A failure's latencies are recorded once its fallback is over.
             self.outcome(outcome.event(), end, None);
             let (response, error) = match result {
@@ -200,14 +203,10 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
             return Finish::FallBack {
                 failure: Failure::new(FailureKind::Failed, error),
                 response,
-                exec,
+                exec_us,
             };
         }
-        let total = end.micros_since(self.start);
-        let exec = exec.map_or(total, |exec| {
-            exec.as_micros().try_into().unwrap_or(u64::MAX)
-        });
-        self.outcome(outcome.event(), end, Some((exec, total)));
+        self.outcome(outcome.event(), end, Some((exec_us, total)));
         Finish::Done(match (outcome, result) {
             (Outcome::Success, Ok(response)) => {
                 if let (Some(cache), Some(key)) = (&self.local.handling.cache, self.key.take()) {
@@ -232,8 +231,12 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
     fn timed_out<F>(mut self) -> State<F, Res> {
         let now = self.core().clock.stamp();
         self.outcome(Ev::Timeout, now, None);
-        let exec = now.saturating_duration_since(self.start);
-        self.fall_back_state(Failure::new(FailureKind::TimedOut, None), None, Some(exec))
+        let exec_us = now.micros_since(self.start);
+        self.fall_back_state(
+            Failure::new(FailureKind::TimedOut, None),
+            None,
+            Some(exec_us),
+        )
     }
 
     /// A call refused before it ran (open circuit, full bulkhead): records `event` for the
@@ -260,47 +263,49 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         mut self,
         failure: Failure,
         response: Option<Res>,
-        exec: Option<Duration>,
+        exec_us: Option<u64>,
     ) -> State<F, Res> {
         if !self.core().fallback_enabled.load(Ordering::Relaxed) {
-            return State::ready(self.give_up(failure, response, FallbackError::Disabled, exec));
+            return State::ready(self.give_up(failure, response, FallbackError::Disabled, exec_us));
         }
         let cached = match (&self.handling().cache, &self.key) {
             (Some(cache), Some(key)) => Some(cache.get(key)),
             _ => None,
         };
         if cached.is_none() && self.handling().fallback.is_none() {
-            return State::ready(self.give_up(failure, response, FallbackError::Missing, exec));
+            return State::ready(self.give_up(failure, response, FallbackError::Missing, exec_us));
         }
         State::Boxed {
             fut: Box::pin(async move {
                 if let Some(cached) = cached {
                     if let Some((value, _stale)) = cached.await {
                         self.core().metrics.mark(Ev::FallbackSuccess);
-                        self.record_latency(exec);
+                        self.record_latency(exec_us);
                         return Ok(value);
                     }
                 }
                 let Some(fallback) = &self.local.handling.fallback else {
-                    return self.give_up(failure, response, FallbackError::Missing, exec);
+                    return self.give_up(failure, response, FallbackError::Missing, exec_us);
                 };
                 let Ok(_permit) = self.local.core().fallback_semaphore.try_acquire() else {
-                    return self.give_up(failure, response, FallbackError::Rejected, exec);
+                    return self.give_up(failure, response, FallbackError::Rejected, exec_us);
                 };
                 let view = self.view.take();
                 let result = match view {
                     Some(view) => fallback.call(view, failure.clone()).await,
                     // A view is taken whenever there is a fallback.
-                    None => return self.give_up(failure, response, FallbackError::Missing, exec),
+                    None => {
+                        return self.give_up(failure, response, FallbackError::Missing, exec_us);
+                    }
                 };
                 match result {
                     Ok(value) => {
                         self.core().metrics.mark(Ev::FallbackSuccess);
-                        self.record_latency(exec);
+                        self.record_latency(exec_us);
                         Ok(value)
                     }
                     Err(e) => {
-                        self.give_up(failure, None, FallbackError::Failed(Arc::from(e)), exec)
+                        self.give_up(failure, None, FallbackError::Failed(Arc::from(e)), exec_us)
                     }
                 }
             }),
@@ -314,7 +319,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
         failure: Failure,
         response: Option<Res>,
         fallback: FallbackError,
-        exec: Option<Duration>,
+        exec_us: Option<u64>,
     ) -> Result<Res, CommandError> {
         let metrics = &self.core().metrics;
         metrics.mark(match fallback {
@@ -323,7 +328,7 @@ impl<Res: Send + 'static, K: Send + 'static> Call<Res, K> {
             FallbackError::Rejected => Ev::FallbackRejection,
             FallbackError::Failed(_) => Ev::FallbackFailure,
         });
-        self.record_latency(exec);
+        self.record_latency(exec_us);
         match response {
             Some(response) => Ok(response),
             None => {
@@ -405,10 +410,10 @@ where
                                 Finish::FallBack {
                                     failure,
                                     response,
-                                    exec,
+                                    exec_us,
                                 } => match this.call.take() {
                                     Some(call) => {
-                                        call.fall_back_state(failure, response, Some(exec))
+                                        call.fall_back_state(failure, response, Some(exec_us))
                                     }
                                     None => {
                                         State::ready(Err(CommandError::polled_after_completion()))

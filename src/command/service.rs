@@ -119,7 +119,7 @@ where
                 let spawned = pool.spawn(async move {
                     let start = clock.stamp();
                     let result = fut.await.map_err(Into::into);
-                    (result, clock.stamp().saturating_duration_since(start))
+                    (result, clock.stamp().micros_since(start))
                 });
                 match spawned {
                     Ok(task) => {
